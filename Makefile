@@ -1,0 +1,38 @@
+# photocheck: `make demo` builds a small demo index and serves it; `make test` runs the suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO_INDEX ?= demo/index
+PORT ?= 8000
+
+.PHONY: install demo demo-index test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo-index: install
+	$(BIN)/python -m indexer.demo --index $(DEMO_INDEX)
+
+demo: demo-index
+	$(BIN)/photocheck serve --index $(DEMO_INDEX) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/indexing.py
+	$(BIN)/python bench/index_types.py
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .ruff_cache build dist *.egg-info

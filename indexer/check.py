@@ -1,0 +1,200 @@
+"""Checking a photo against a loaded index: the one answer every interface (CLI, HTTP, bulk) shows.
+
+The answer holds dataset-level facts only: which datasets likely hold a photo of the person, with a
+verdict and a confidence. It never holds another person's image, URL, name, entry key or raw
+similarity.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import confidence
+from .embedders import Face, FaceEmbedder, create_embedder
+from .errors import FaceNotFound, FaceTooSmall, IndexCorrupt, NoFace, PhotocheckError
+from .images import DEFAULT_MAX_PIXELS, load_image
+from .store import DatasetInfo, IndexStore, apply_search_params, check_embedder
+
+log = logging.getLogger("photocheck")
+
+#: Neighbours fetched per dataset: the best is the candidate match, the rest describe how crowded
+#: the dataset is around the query.
+NEIGHBOURS = 64
+
+
+@dataclass
+class DatasetIndex:
+    info: DatasetInfo
+    index: Any  # faiss.Index
+
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal)
+
+
+class LoadedIndex:
+    """A read-only snapshot of an index directory, held in memory for searching."""
+
+    def __init__(self, root: str | Path) -> None:
+        import faiss
+
+        self.root = Path(root)
+        for attempt in range(3):
+            store = IndexStore(self.root, readonly=True)
+            try:
+                live = set(store.live_dataset_ids())
+                infos = [d for d in store.datasets() if d.id in live]
+                datasets = []
+                for info in infos:
+                    index = faiss.read_index(str(store.vector_path(info.id)))
+                    apply_search_params(index, info.search_params)
+                    datasets.append(DatasetIndex(info, index))
+            except RuntimeError as exc:
+                # A writer replaced the index between reading the manifest and the files: read again.
+                if attempt == 2:
+                    raise IndexCorrupt(f"The vector files of {self.root} cannot be read: {exc}") from exc
+                time.sleep(0.2)
+                continue
+            finally:
+                store.close()
+            break
+        self.manifest = store.manifest
+        self.datasets = datasets
+
+    @property
+    def embedder_description(self) -> dict[str, Any]:
+        return self.manifest["embedder"]
+
+    @property
+    def version(self) -> int:
+        return int(self.manifest["index_version"])
+
+    @property
+    def confidence_config(self) -> dict[str, Any]:
+        return self.manifest["confidence"]
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "embedder": self.embedder_description["name"],
+            "model": self.embedder_description["model"],
+            "version": self.version,
+            "datasets": len(self.datasets),
+            "faces": sum(d.size for d in self.datasets),
+        }
+
+    def search(self, vector: np.ndarray, k: int = NEIGHBOURS) -> list[tuple[DatasetIndex, np.ndarray, np.ndarray]]:
+        """Within each dataset separately: its ``k`` best (scores, face ids), best first."""
+        query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
+        out = []
+        for dataset in self.datasets:
+            if dataset.size == 0:
+                out.append((dataset, np.empty(0, np.float32), np.empty(0, np.int64)))
+                continue
+            scores, ids = dataset.index.search(query, min(k, dataset.size))
+            keep = ids[0] >= 0
+            out.append((dataset, scores[0][keep], ids[0][keep]))
+        return out
+
+
+def embedder_for_index(index: LoadedIndex, **options: Any) -> FaceEmbedder:
+    """The embedder recorded in the index, with this host's options (device, model root)."""
+    recorded = index.embedder_description
+    embedder = create_embedder(recorded["name"], **options)
+    embedder.load()
+    check_embedder(index.manifest, embedder.describe(), index.root)
+    return embedder
+
+
+class Timer:
+    """Accumulates seconds per stage when a caller wants a breakdown (the latency benchmarks)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+
+
+@contextmanager
+def _no_timer(_name: str):
+    yield
+
+
+def _face_json(face: Face) -> dict[str, Any]:
+    return {"box": face.box_list(), "score": round(float(face.score), 2)}
+
+
+class Checker:
+    """Answers "is this person in the datasets?" for one image at a time."""
+
+    def __init__(self, index: LoadedIndex, embedder: FaceEmbedder, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.max_pixels = max_pixels
+
+    def check(self, data: bytes, *, face_number: int | None = None, timer: Timer | None = None) -> dict[str, Any]:
+        """The answer for one image; errors go into its ``error`` field, never raised."""
+        answer: dict[str, Any] = {"faces_detected": 0, "faces": [], "face": None, "results": [], "error": None}
+        stage: Callable = timer.stage if timer else _no_timer
+        try:
+            with stage("decode"):
+                pixels = load_image(data, max_pixels=self.max_pixels)
+            with stage("detect"):
+                faces = self.embedder.detect(pixels)
+            answer["faces_detected"] = len(faces)
+            answer["faces"] = [_face_json(f) for f in faces]
+            chosen = self._choose(faces, face_number)
+            answer["face"] = {"number": chosen, "box": faces[chosen].box_list()}
+            with stage("embed"):
+                vector = self.embedder.embed(pixels, [faces[chosen]])[0]
+            del pixels
+            with stage("search"):
+                hits = self.index.search(vector)
+            del vector
+            config = self.index.confidence_config
+            for dataset, scores, _ids in hits:
+                value = confidence.confidence(scores, dataset.size, config)
+                answer["results"].append(
+                    {
+                        "dataset": dataset.info.name,
+                        "title": dataset.info.title or dataset.info.name,
+                        "verdict": confidence.verdict(value, config),
+                        "confidence": round(value, 2),
+                    }
+                )
+        except PhotocheckError as exc:
+            answer["error"] = exc.as_dict()
+        return answer
+
+    def _choose(self, faces: list[Face], face_number: int | None) -> int:
+        if not faces:
+            raise NoFace(
+                "No face was found in this photo. Use a photo where your face is clearly visible, "
+                "facing the camera, and not too dark."
+            )
+        if face_number is not None and not 0 <= face_number < len(faces):
+            raise FaceNotFound(
+                f"Face {face_number} was asked for, but the photo has {len(faces)} "
+                f"face{'s' if len(faces) != 1 else ''} (numbered from 0)."
+            )
+        chosen = face_number if face_number is not None else 0
+        face = faces[chosen]
+        if self.embedder.is_too_small(face):
+            raise FaceTooSmall(
+                f"The face is only {face.size:.0f} pixels across; at least {self.embedder.min_face_size} are needed "
+                "to judge. Use a sharper photo in which your face is larger."
+            )
+        return chosen

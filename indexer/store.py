@@ -1,0 +1,673 @@
+"""The index on disk: FAISS vectors, SQLite metadata and a manifest, one directory for many datasets.
+
+Layout of an index directory::
+
+    manifest.json         what built the index and which datasets are live (the commit point)
+    metadata.sqlite       datasets, entries (one per image read) and faces (with their embeddings)
+    vectors/<id>.faiss    one FAISS index per dataset; FAISS ids are the ``faces`` primary keys
+    reports/<name>-bad-images.csv   the images a build could not use, with the reason
+    .lock                 held by whoever writes
+
+Writes follow one protocol, so that the index on disk is never half-written: a vector file is
+written beside its final name and renamed into place; SQLite changes are transactions; then the
+manifest, which names the live datasets, is replaced in one rename. Readers start from the
+manifest, so they see either the old index or the new one. A writer that died between two steps
+leaves rows that the next writer reconciles (``_reconcile``).
+
+SQLite keeps every embedding, so a dataset's FAISS index can be rebuilt (another index type, a
+removal) without reading the images again, and a killed build resumes where its last batch was
+committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import fcntl
+import io
+import json
+import logging
+import math
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .atomic import atomic_path, write_atomic
+from .errors import (
+    DatasetExists,
+    DatasetNotFound,
+    IndexBusy,
+    IndexCorrupt,
+    IndexMismatch,
+    IndexNotFound,
+    PhotocheckError,
+    SourceError,
+)
+
+log = logging.getLogger("photocheck")
+
+FORMAT = "photocheck-index"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DATABASE = "metadata.sqlite"
+VECTORS = "vectors"
+REPORTS = "reports"
+LOCK = ".lock"
+
+#: Up to this many faces a dataset is searched exactly; above it, approximately.
+EXACT_SEARCH_LIMIT = 100_000
+#: nprobe for the approximate type: chosen in bench/index_types.py for recall@1 >= 0.99.
+DEFAULT_NPROBE = 32
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('building', 'complete', 'replaced', 'removing')),
+    title TEXT,
+    description TEXT,
+    disclosure_url TEXT,
+    removal_url TEXT,
+    date TEXT,
+    license TEXT,
+    evidence INTEGER NOT NULL DEFAULT 0,
+    source TEXT,
+    source_format TEXT,
+    index_type TEXT,
+    search_params TEXT,
+    created_at TEXT NOT NULL,
+    completed_at TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS datasets_live_name ON datasets(name) WHERE status = 'complete';
+CREATE UNIQUE INDEX IF NOT EXISTS datasets_building_name ON datasets(name) WHERE status = 'building';
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+    key TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('indexed', 'no_face', 'too_small', 'bad')),
+    faces INTEGER NOT NULL DEFAULT 0,
+    small_faces INTEGER NOT NULL DEFAULT 0,
+    error_code TEXT,
+    error_message TEXT,
+    metadata TEXT,
+    UNIQUE (dataset_id, key)
+);
+CREATE TABLE IF NOT EXISTS faces (
+    id INTEGER PRIMARY KEY,
+    dataset_id INTEGER NOT NULL REFERENCES datasets(id),
+    entry_id INTEGER NOT NULL REFERENCES entries(id),
+    face_number INTEGER NOT NULL,
+    x REAL NOT NULL, y REAL NOT NULL, w REAL NOT NULL, h REAL NOT NULL,
+    score REAL NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faces_dataset ON faces(dataset_id);
+CREATE TABLE IF NOT EXISTS dataset_stats (
+    dataset_id INTEGER PRIMARY KEY REFERENCES datasets(id),
+    count INTEGER NOT NULL,
+    mean BLOB NOT NULL,
+    covariance BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS faces_entry ON faces(entry_id);
+"""
+
+DATASET_FIELDS = ("title", "description", "disclosure_url", "removal_url", "date", "license", "evidence")
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def choose_index_type(count: int) -> str:
+    """The FAISS factory string for a dataset of ``count`` faces.
+
+    Exact inner-product search up to ``EXACT_SEARCH_LIMIT``; above it an inverted file with
+    8-bit scalar quantisation (a quarter of the memory of exact search), whose recall@1 against
+    exact search ``bench/index_types.py`` measures. Both support ``remove_ids``.
+    """
+    if count <= EXACT_SEARCH_LIMIT:
+        return "IDMap2,Flat"
+    lists = 2 ** round(math.log2(4 * math.sqrt(count)))
+    return f"IVF{lists},SQ8"
+
+
+def build_faiss_index(vectors: np.ndarray, ids: np.ndarray, factory: str, *, nprobe: int = DEFAULT_NPROBE):
+    """A FAISS inner-product index over ``vectors`` (L2-normalised, so scores are cosines)."""
+    import faiss
+
+    dimension = vectors.shape[1]
+    try:
+        index = faiss.index_factory(dimension, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as exc:
+        raise PhotocheckError(f"FAISS cannot build {factory!r}: {exc}", code="bad_index_type") from exc
+    if not index.is_trained:
+        rng = np.random.default_rng(0)
+        sample = vectors if len(vectors) <= 200_000 else vectors[rng.choice(len(vectors), 200_000, replace=False)]
+        index.train(sample)
+    if not _supports_ids(index):
+        index = faiss.IndexIDMap2(index)
+    index.add_with_ids(vectors, ids.astype(np.int64))
+    apply_search_params(index, {"nprobe": nprobe})
+    return index
+
+
+def _supports_ids(index) -> bool:
+    import faiss
+
+    return isinstance(index, faiss.IndexIDMap | faiss.IndexIVF)
+
+
+def apply_search_params(index, params: dict[str, Any]) -> None:
+    import faiss
+
+    with contextlib.suppress(RuntimeError):
+        ivf = faiss.extract_index_ivf(index)
+        if "nprobe" in params:
+            ivf.nprobe = int(params["nprobe"])
+
+
+@dataclass
+class GalleryStats:
+    """Mean and covariance of a dataset's embeddings.
+
+    With them, the mean and spread of a query's similarity to every face of the dataset are exact
+    and cheap (q.m and q'Cq), whatever the dataset's size: the confidence uses them to judge how
+    far the best match stands out from the crowd.
+    """
+
+    count: int
+    mean: np.ndarray
+    covariance: np.ndarray
+
+    @classmethod
+    def of(cls, vectors: np.ndarray) -> GalleryStats:
+        dimension = vectors.shape[1]
+        if len(vectors) == 0:
+            return cls(0, np.zeros(dimension, np.float32), np.zeros((dimension, dimension), np.float32))
+        data = vectors.astype(np.float64)
+        mean = data.mean(axis=0)
+        centred = data - mean
+        covariance = centred.T @ centred / len(data)
+        return cls(len(vectors), mean.astype(np.float32), covariance.astype(np.float32))
+
+
+@dataclass
+class FaceRecord:
+    face_number: int
+    box: tuple[float, float, float, float]
+    score: float
+    embedding: np.ndarray
+
+
+@dataclass
+class EntryRecord:
+    """The outcome of reading one image of a dataset."""
+
+    key: str
+    status: str  # indexed | no_face | too_small | bad
+    metadata: dict[str, Any] = field(default_factory=dict)
+    faces: list[FaceRecord] = field(default_factory=list)
+    small_faces: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+@dataclass
+class DatasetInfo:
+    id: int
+    name: str
+    status: str
+    title: str | None
+    description: str | None
+    disclosure_url: str | None
+    removal_url: str | None
+    date: str | None
+    license: str | None
+    evidence: bool
+    source: str | None
+    source_format: str | None
+    index_type: str | None
+    search_params: dict[str, Any]
+    created_at: str
+    completed_at: str | None
+    images: int = 0
+    faces: int = 0
+    no_face: int = 0
+    too_small: int = 0
+    bad: int = 0
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "title": self.title or self.name,
+            "description": self.description,
+            "disclosure_url": self.disclosure_url,
+            "removal_url": self.removal_url,
+            "date": self.date,
+            "license": self.license,
+            "faces": self.faces,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.public(),
+            "status": self.status,
+            "evidence": self.evidence,
+            "source": self.source,
+            "source_format": self.source_format,
+            "index_type": self.index_type,
+            "images": self.images,
+            "no_face": self.no_face,
+            "too_small": self.too_small,
+            "bad": self.bad,
+            "created_at": self.created_at,
+            "completed_at": self.completed_at,
+        }
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    path = root / MANIFEST
+    if not path.is_file():
+        if root.is_dir() and any(root.iterdir()):
+            raise IndexNotFound(f"{root} is not a photocheck index (it has no {MANIFEST}).")
+        raise IndexNotFound(
+            f"There is no index at {root}. Build one with `photocheck index add --index {root} --dataset NAME SOURCE`."
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupt(f"{path} cannot be read: {exc}.") from exc
+    if manifest.get("format") != FORMAT:
+        raise IndexCorrupt(f"{path} is not a photocheck index manifest.")
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise IndexMismatch(
+            f"{root} was written by a newer photocheck (format {manifest['format_version']}); upgrade photocheck."
+        )
+    return manifest
+
+
+def check_embedder(manifest: dict[str, Any], described: dict[str, Any], root: Path) -> None:
+    """Refuse to mix embeddings from different models in one index."""
+    recorded = manifest["embedder"]
+    for key in ("name", "model", "dimension"):
+        if recorded.get(key) != described.get(key):
+            raise IndexMismatch(
+                f"The index at {root} was built with the {recorded['name']} embedder "
+                f"({recorded['model']}, {recorded['dimension']}-d), not {described['name']} "
+                f"({described['model']}, {described['dimension']}-d). Use --embedder {recorded['name']}, "
+                "or build a separate index for the other embedder."
+            )
+
+
+class IndexStore:
+    """Read and write access to one index directory. Writers hold ``.lock`` exclusively."""
+
+    def __init__(self, root: Path, *, readonly: bool = False) -> None:
+        self.root = Path(root)
+        self.readonly = readonly
+        self.manifest = read_manifest(self.root)
+        self._conn: sqlite3.Connection | None = None
+
+    # -- opening ----------------------------------------------------------------------------
+    @classmethod
+    def create_or_open(cls, root: Path, embedder: dict[str, Any], confidence: dict[str, Any]) -> IndexStore:
+        """Open the index at ``root`` for writing, creating it for ``embedder`` when it is new."""
+        root = Path(root)
+        if (root / MANIFEST).is_file():
+            store = cls(root)
+            check_embedder(store.manifest, embedder, root)
+            return store
+        if root.exists() and not root.is_dir():
+            raise IndexNotFound(f"{root} exists and is not a directory.")
+        if root.is_dir() and any(p.name not in (LOCK, DATABASE, VECTORS, REPORTS) for p in root.iterdir()):
+            raise IndexNotFound(f"{root} is not empty and is not a photocheck index; choose an empty or new folder.")
+        (root / VECTORS).mkdir(parents=True, exist_ok=True)
+        (root / REPORTS).mkdir(exist_ok=True)
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "index_version": 0,
+            "created_at": _now(),
+            "updated_at": _now(),
+            "embedder": embedder,
+            "metric": "cosine",
+            "confidence": confidence,
+            "datasets": [],
+        }
+        write_atomic(root / MANIFEST, json.dumps(manifest, indent=2).encode())
+        return cls(root)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            path = self.root / DATABASE
+            if self.readonly:
+                if not path.exists():
+                    raise IndexCorrupt(f"{path} is missing; the index is incomplete.")
+                self._conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
+            else:
+                self._conn = sqlite3.connect(path, isolation_level=None)
+                self._conn.execute("PRAGMA journal_mode=DELETE")  # readers then never write a -wal or -shm file
+                self._conn.execute("PRAGMA synchronous=FULL")
+                self._conn.executescript(SCHEMA)
+            self._conn.row_factory = sqlite3.Row
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[IndexStore]:
+        """Hold the index's write lock; another writer gets ``index_busy`` at once."""
+        lock = open(self.root / LOCK, "a+")  # noqa: SIM115 - held for the block
+        try:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise IndexBusy(
+                    f"Another photocheck process is writing to {self.root}. Wait for it to finish, then retry."
+                ) from None
+            self.manifest = read_manifest(self.root)
+            self._reconcile()
+            yield self
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- the manifest -----------------------------------------------------------------------
+    @property
+    def embedder(self) -> dict[str, Any]:
+        return self.manifest["embedder"]
+
+    @property
+    def index_version(self) -> int:
+        return int(self.manifest["index_version"])
+
+    def live_dataset_ids(self) -> list[int]:
+        return [int(d["id"]) for d in self.manifest.get("datasets", [])]
+
+    def _write_manifest(self, **changes: Any) -> None:
+        manifest = dict(self.manifest)
+        manifest.update(changes)
+        rows = self.conn.execute(
+            "SELECT d.id, d.name, (SELECT COUNT(*) FROM faces f WHERE f.dataset_id = d.id) AS faces "
+            "FROM datasets d WHERE d.status = 'complete' ORDER BY d.name"
+        ).fetchall()
+        manifest["datasets"] = [{"id": r["id"], "name": r["name"], "faces": r["faces"]} for r in rows]
+        manifest["index_version"] = self.index_version + 1
+        manifest["updated_at"] = _now()
+        write_atomic(self.root / MANIFEST, json.dumps(manifest, indent=2).encode())
+        self.manifest = manifest
+
+    def set_confidence(self, confidence: dict[str, Any]) -> None:
+        self._write_manifest(confidence=confidence)
+
+    def _reconcile(self) -> None:
+        """Finish what a writer that died between two steps of a commit left behind."""
+        conn = self.conn
+        live = set(self.live_dataset_ids())
+        complete = {r["id"] for r in conn.execute("SELECT id FROM datasets WHERE status = 'complete'")}
+        leftovers = [r["id"] for r in conn.execute("SELECT id FROM datasets WHERE status IN ('replaced', 'removing')")]
+        if complete != live:
+            log.info("index manifest brought up to date with its metadata")
+            self._write_manifest()
+        for dataset_id in leftovers:
+            if dataset_id not in set(self.live_dataset_ids()):
+                self._delete_dataset_rows(dataset_id)
+
+    # -- reading metadata -------------------------------------------------------------------
+    def _dataset_from_row(self, row: sqlite3.Row, counts: dict[str, int] | None = None) -> DatasetInfo:
+        values = dict(row)
+        values["evidence"] = bool(values["evidence"])
+        values["search_params"] = json.loads(values["search_params"] or "{}")
+        return DatasetInfo(**values, **(counts or {}))
+
+    def _counts(self, dataset_id: int) -> dict[str, int]:
+        counts = {"images": 0, "faces": 0, "no_face": 0, "too_small": 0, "bad": 0}
+        for row in self.conn.execute(
+            "SELECT status, COUNT(*) AS n, SUM(faces) AS f FROM entries WHERE dataset_id = ? GROUP BY status",
+            (dataset_id,),
+        ):
+            counts["images"] += row["n"]
+            counts["faces"] += row["f"] or 0
+            if row["status"] in ("no_face", "too_small", "bad"):
+                counts[row["status"]] = row["n"]
+        return counts
+
+    def datasets(self, *, include_unfinished: bool = False) -> list[DatasetInfo]:
+        """Live datasets (those the manifest names), and unfinished builds when asked."""
+        ids = self.live_dataset_ids()
+        rows = [
+            r
+            for r in self.conn.execute("SELECT * FROM datasets ORDER BY name, id")
+            if r["id"] in ids or (include_unfinished and r["status"] == "building")
+        ]
+        return [self._dataset_from_row(r, self._counts(r["id"])) for r in rows]
+
+    def dataset(self, name: str) -> DatasetInfo:
+        for info in self.datasets():
+            if info.name == name:
+                return info
+        raise DatasetNotFound(f"The index at {self.root} has no dataset named {name!r}.")
+
+    def building(self, name: str) -> DatasetInfo | None:
+        row = self.conn.execute("SELECT * FROM datasets WHERE name = ? AND status = 'building'", (name,)).fetchone()
+        return self._dataset_from_row(row, self._counts(row["id"])) if row else None
+
+    def done_keys(self, dataset_id: int) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT key FROM entries WHERE dataset_id = ?", (dataset_id,))}
+
+    def vector_path(self, dataset_id: int) -> Path:
+        return self.root / VECTORS / f"{dataset_id}.faiss"
+
+    def report_path(self, name: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        return self.root / REPORTS / f"{safe}-bad-images.csv"
+
+    # -- writing ----------------------------------------------------------------------------
+    def begin_dataset(
+        self, name: str, *, source: str, source_format: str, replace: bool = False, **fields: Any
+    ) -> tuple[DatasetInfo, bool]:
+        """Start a dataset build, or find the unfinished one to resume. Returns (dataset, resumed)."""
+        if not name or any(c in name for c in "/\\\n\r\t") or name.startswith("."):
+            raise SourceError(f"{name!r} cannot be a dataset name: use letters, digits, '-', '_' or '.'.")
+        unfinished = self.building(name)
+        if unfinished is not None:
+            if unfinished.source != source:
+                raise DatasetExists(
+                    f"An unfinished build of {name!r} reads {unfinished.source}, not {source}. "
+                    f"Run the same command again to resume it, or `photocheck index remove --index {self.root} "
+                    f"--dataset {name}` to discard it first."
+                )
+            self._update_fields(unfinished.id, fields)
+            return self.building(name), True  # type: ignore[return-value]
+        live = [d for d in self.datasets() if d.name == name]
+        if live and not replace:
+            raise DatasetExists(
+                f"The index already holds a complete dataset {name!r} ({live[0].faces} faces). "
+                "Add --replace to rebuild it, or choose another --dataset name."
+            )
+        values = {k: fields.get(k) for k in DATASET_FIELDS}
+        values["evidence"] = int(bool(values["evidence"]))
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT INTO datasets (name, status, source, source_format, created_at, "
+                + ", ".join(DATASET_FIELDS)
+                + ") VALUES (?, 'building', ?, ?, ?, "
+                + ", ".join("?" for _ in DATASET_FIELDS)
+                + ")",
+                (name, source, source_format, _now(), *values.values()),
+            )
+        return self.building(name), False  # type: ignore[return-value]
+
+    def _update_fields(self, dataset_id: int, fields: dict[str, Any]) -> None:
+        given = {k: v for k, v in fields.items() if k in DATASET_FIELDS and v is not None}
+        if "evidence" in given:
+            given["evidence"] = int(bool(given["evidence"]))
+        if given:
+            with self._transaction() as conn:
+                conn.execute(
+                    f"UPDATE datasets SET {', '.join(f'{k} = ?' for k in given)} WHERE id = ?",
+                    (*given.values(), dataset_id),
+                )
+
+    def record_entries(self, dataset_id: int, records: Sequence[EntryRecord]) -> None:
+        """Commit a batch of read images and their faces in one transaction."""
+        with self._transaction() as conn:
+            for record in records:
+                cursor = conn.execute(
+                    "INSERT INTO entries (dataset_id, key, status, faces, small_faces, error_code, error_message, "
+                    "metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        dataset_id,
+                        record.key,
+                        record.status,
+                        len(record.faces),
+                        record.small_faces,
+                        record.error_code,
+                        record.error_message,
+                        json.dumps(record.metadata, ensure_ascii=False, default=str) if record.metadata else None,
+                    ),
+                )
+                entry_id = cursor.lastrowid
+                conn.executemany(
+                    "INSERT INTO faces (dataset_id, entry_id, face_number, x, y, w, h, score, embedding) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            dataset_id,
+                            entry_id,
+                            face.face_number,
+                            *face.box,
+                            face.score,
+                            np.ascontiguousarray(face.embedding, dtype=np.float32).tobytes(),
+                        )
+                        for face in record.faces
+                    ],
+                )
+
+    def embeddings(self, dataset_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """All (ids, vectors) of a dataset, in id order."""
+        dimension = int(self.embedder["dimension"])
+        rows = self.conn.execute(
+            "SELECT id, embedding FROM faces WHERE dataset_id = ? ORDER BY id", (dataset_id,)
+        ).fetchall()
+        ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), dimension)
+        return ids, vectors
+
+    def write_report(self, dataset: DatasetInfo) -> Path | None:
+        rows = self.conn.execute(
+            "SELECT key, error_code, error_message FROM entries WHERE dataset_id = ? AND status = 'bad' ORDER BY id",
+            (dataset.id,),
+        ).fetchall()
+        path = self.report_path(dataset.name)
+        if not rows:
+            path.unlink(missing_ok=True)
+            return None
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["key", "code", "message"])
+        writer.writerows([tuple(r) for r in rows])
+        path.parent.mkdir(exist_ok=True)
+        write_atomic(path, buffer.getvalue().encode())
+        return path
+
+    def finish_dataset(
+        self, dataset: DatasetInfo, *, index_type: str | None = None, nprobe: int = DEFAULT_NPROBE
+    ) -> DatasetInfo:
+        """Build the dataset's FAISS index from its stored embeddings and make it live."""
+        import faiss
+
+        ids, vectors = self.embeddings(dataset.id)
+        factory = index_type or choose_index_type(len(ids))
+        if len(ids) == 0:
+            factory = "IDMap2,Flat"
+        index = build_faiss_index(vectors, ids, factory, nprobe=nprobe)
+        with atomic_path(self.vector_path(dataset.id)) as tmp:
+            faiss.write_index(index, str(tmp))
+        params = {"nprobe": nprobe} if "IVF" in factory else {}
+        stats = GalleryStats.of(vectors)
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO dataset_stats (dataset_id, count, mean, covariance) VALUES (?, ?, ?, ?)",
+                (dataset.id, stats.count, stats.mean.tobytes(), stats.covariance.tobytes()),
+            )
+            conn.execute(
+                "UPDATE datasets SET status = 'replaced' WHERE name = ? AND status = 'complete'", (dataset.name,)
+            )
+            conn.execute(
+                "UPDATE datasets SET status = 'complete', completed_at = ?, index_type = ?, search_params = ? "
+                "WHERE id = ?",
+                (_now(), factory, json.dumps(params), dataset.id),
+            )
+        self._write_manifest()
+        for row in self.conn.execute("SELECT id FROM datasets WHERE status = 'replaced'").fetchall():
+            self._delete_dataset_rows(row["id"])
+        return self.dataset(dataset.name)
+
+    def remove_dataset(self, name: str) -> dict[str, int]:
+        """Remove a dataset's vectors and rows; returns how many faces and images went."""
+        info = self.dataset(name) if name in {d.name for d in self.datasets()} else self.building(name)
+        if info is None:
+            raise DatasetNotFound(f"The index at {self.root} has no dataset named {name!r}.")
+        with self._transaction() as conn:
+            conn.execute("UPDATE datasets SET status = 'removing' WHERE id = ?", (info.id,))
+        self._write_manifest()
+        removed = self._delete_dataset_rows(info.id)
+        return {"faces": removed["faces"], "images": removed["images"]}
+
+    def _delete_dataset_rows(self, dataset_id: int) -> dict[str, int]:
+        with self._transaction() as conn:
+            faces = conn.execute("DELETE FROM faces WHERE dataset_id = ?", (dataset_id,)).rowcount
+            images = conn.execute("DELETE FROM entries WHERE dataset_id = ?", (dataset_id,)).rowcount
+            conn.execute("DELETE FROM dataset_stats WHERE dataset_id = ?", (dataset_id,))
+            conn.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
+        self.vector_path(dataset_id).unlink(missing_ok=True)
+        return {"faces": faces, "images": images}
+
+    # -- reading for search -----------------------------------------------------------------
+    def gallery_stats(self, dataset_id: int) -> GalleryStats:
+        row = self.conn.execute(
+            "SELECT count, mean, covariance FROM dataset_stats WHERE dataset_id = ?", (dataset_id,)
+        ).fetchone()
+        dimension = int(self.embedder["dimension"])
+        if row is None:
+            raise IndexCorrupt(
+                f"Dataset {dataset_id} of {self.root} has no gallery statistics; rebuild it with --replace."
+            )
+        return GalleryStats(
+            count=row["count"],
+            mean=np.frombuffer(row["mean"], dtype=np.float32).copy(),
+            covariance=np.frombuffer(row["covariance"], dtype=np.float32).reshape(dimension, dimension).copy(),
+        )
+
+    def entry_metadata(self, face_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """Source references of matched faces (for evidence to keyed callers); never for public answers."""
+        ids = [int(i) for i in face_ids]
+        if not ids:
+            return {}
+        rows = self.conn.execute(
+            "SELECT f.id, e.key, e.metadata FROM faces f JOIN entries e ON e.id = f.entry_id "
+            f"WHERE f.id IN ({', '.join('?' for _ in ids)})",
+            ids,
+        ).fetchall()
+        return {r["id"]: {"key": r["key"], **json.loads(r["metadata"] or "{}")} for r in rows}
