@@ -145,6 +145,23 @@ class Checker:
         self.embedder = embedder
         self.max_pixels = max_pixels
 
+    def warm_up(self) -> None:
+        """Run every stage once on a synthetic image: imports, allocations and model set-up happen
+        now, before the service takes requests, not during the first person's check."""
+        from .images import prepare_decoders
+
+        prepare_decoders()
+        pixels = np.full((160, 160, 3), 127, dtype=np.uint8)
+        self.embedder.detect(pixels)
+        face = Face(
+            box=(40.0, 40.0, 80.0, 80.0),
+            landmarks=((60.0, 70.0), (100.0, 70.0), (80.0, 90.0), (65.0, 105.0), (95.0, 105.0)),
+            score=1.0,
+        )
+        vector = self.embedder.embed(pixels, [face])[0]
+        self.index.search(vector)
+        confidence.confidence(np.array([0.5], dtype=np.float32), 10, self.index.confidence_config)
+
     def check(self, data: bytes, *, face_number: int | None = None, timer: Timer | None = None) -> dict[str, Any]:
         """The answer for one image; errors go into its ``error`` field, never raised."""
         answer: dict[str, Any] = {"faces_detected": 0, "faces": [], "face": None, "results": [], "error": None}

@@ -126,6 +126,14 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
+def prepare_decoders() -> None:
+    """Import every decoder now, so that the first upload of each format does no import work
+    (a service that must not touch the disk while answering must not write bytecode caches either)."""
+    Image.init()
+    _register_heif()
+    import cv2  # noqa: F401 - used by fit_within
+
+
 def read_image_info(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """Read the format and size from the header, without decoding pixels."""
     image = _open(data, max_pixels)

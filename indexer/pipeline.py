@@ -9,22 +9,20 @@ command runs again, and ends with the same faces as an uninterrupted build.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import confidence
-from .embedders import EmbedderSpec, FaceEmbedder, create_embedder, resolve_embedder_name
+from .embedders import FaceEmbedder, create_embedder, resolve_embedder_name
 from .errors import ImageError, IndexMismatch
 from .images import DEFAULT_MAX_PIXELS, load_image
 from .sources import Entry, open_source
 from .store import MANIFEST, DatasetInfo, EntryRecord, FaceRecord, IndexStore, read_manifest
+from .workers import map_ordered
 
 log = logging.getLogger("photocheck")
 
@@ -65,20 +63,14 @@ class BuildSummary:
 
 # -- reading one chunk of images (runs in worker processes) --------------------------------
 
-_worker_embedder: FaceEmbedder | None = None
+
+#: One unit of work: (key, bytes or the error reading them, metadata) per image, and the pixel limit.
+Chunk = tuple[list[tuple[str, bytes | ImageError, dict]], int]
 
 
-def _init_worker(spec: EmbedderSpec) -> None:
-    global _worker_embedder
-    logging.getLogger("photocheck").setLevel(logging.WARNING)
-    _worker_embedder = spec.create()
-    _worker_embedder.load()
-
-
-def read_chunk(
-    embedder: FaceEmbedder, items: list[tuple[str, bytes | ImageError, dict]], max_pixels: int
-) -> list[EntryRecord]:
+def read_chunk(embedder: FaceEmbedder, chunk: Chunk) -> list[EntryRecord]:
     """Decode, detect and embed a chunk of images; a bad image becomes a record, never an exception."""
+    items, max_pixels = chunk
     records: list[EntryRecord] = []
     pending: list[tuple[EntryRecord, Any, list]] = []
     for key, data, metadata in items:
@@ -114,15 +106,10 @@ def read_chunk(
     return records
 
 
-def _read_chunk_in_worker(items: list[tuple[str, bytes | ImageError, dict]], max_pixels: int) -> list[EntryRecord]:
-    assert _worker_embedder is not None
-    return read_chunk(_worker_embedder, items, max_pixels)
-
-
 # -- the build -----------------------------------------------------------------------------
 
 
-def _chunks(entries: Iterable[Entry], done: set[str], summary: BuildSummary) -> Iterator[list]:
+def _chunks(entries: Iterable[Entry], done: set[str], summary: BuildSummary, max_pixels: int) -> Iterator[Chunk]:
     chunk: list[tuple[str, bytes | ImageError, dict]] = []
     for entry in entries:
         if entry.key in done:
@@ -134,29 +121,10 @@ def _chunks(entries: Iterable[Entry], done: set[str], summary: BuildSummary) -> 
             data = exc
         chunk.append((entry.key, data, entry.metadata))
         if len(chunk) >= CHUNK_SIZE:
-            yield chunk
+            yield chunk, max_pixels
             chunk = []
     if chunk:
-        yield chunk
-
-
-def _ordered_results(chunks: Iterator[list], embedder: FaceEmbedder, workers: int, max_pixels: int) -> Iterator[list]:
-    """Chunk results in input order; with workers, a bounded number of chunks in flight."""
-    if workers <= 1:
-        for chunk in chunks:
-            yield read_chunk(embedder, chunk, max_pixels)
-        return
-    context = multiprocessing.get_context("spawn")  # fork after onnxruntime or dlib threads start is unsafe
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(embedder.spec(),)
-    ) as pool:
-        in_flight: deque[Future] = deque()
-        for chunk in chunks:
-            in_flight.append(pool.submit(_read_chunk_in_worker, chunk, max_pixels))
-            if len(in_flight) >= workers * 2:
-                yield in_flight.popleft().result()
-        while in_flight:
-            yield in_flight.popleft().result()
+        yield chunk, max_pixels
 
 
 def index_embedder(index_dir: Path, requested: str, options: dict[str, Any]) -> FaceEmbedder:
@@ -226,7 +194,8 @@ def build_dataset(
                 dynamic_ncols=True,
             )
             try:
-                for records in _ordered_results(_chunks(source, done, summary), embedder, workers, max_pixels):
+                chunks = _chunks(source, done, summary, max_pixels)
+                for records in map_ordered(read_chunk, chunks, embedder, workers):
                     store.record_entries(info.id, records)
                     for record in records:
                         summary.images += 1

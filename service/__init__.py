@@ -1,0 +1,141 @@
+"""photocheck's web service: a selfie check over HTTP that keeps nothing.
+
+``create_app`` builds the Flask application: defaults, then ``PHOTOCHECK_*`` environment variables,
+then the test config. The index and its embedder load here, once per worker, before the worker
+takes requests. Serve it with ``photocheck serve`` (gunicorn with the shipped config).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from indexer.errors import PhotocheckError
+
+from .api import STATUS, api, error_response
+from .config import DEFAULTS
+from .pages import pages
+from .state import ServiceState
+from .uploads import InMemoryRequest, drain_body
+
+log = logging.getLogger("photocheck")
+
+HTTP_CODES = {
+    400: "malformed_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "upload_too_large",
+    429: "rate_limited",
+}
+
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; "
+    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+    "object-src 'none'"
+)
+
+
+def static_dir() -> Path:
+    """static/ ships inside the package in a wheel; in a source checkout it sits beside it."""
+    packaged = Path(__file__).parent / "static"
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / "static"
+
+
+def _setup_logging() -> None:
+    """Our messages go where gunicorn's go; without gunicorn, to stderr."""
+    logger = logging.getLogger("photocheck")
+    if logger.handlers:
+        return
+    handlers = logging.getLogger("gunicorn.error").handlers or [logging.StreamHandler()]
+    for handler in handlers:
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    _setup_logging()
+    app = Flask(__name__, static_folder=None, template_folder=str(static_dir()))
+    app.request_class = InMemoryRequest
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("PHOTOCHECK")
+    if test_config:
+        app.config.from_mapping(test_config)
+    app.config["STATIC_DIR"] = str(static_dir())
+    app.config["MAX_CONTENT_LENGTH"] = int(float(app.config["MAX_UPLOAD_MB"]) * 1024 * 1024)
+    app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024  # text fields (face) are tiny; the parser buffers up to this
+    app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE"]
+    app.config["RATELIMIT_HEADERS_ENABLED"] = True
+
+    proxies = int(app.config["TRUSTED_PROXIES"] or 0)
+    if proxies > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)
+
+    app.register_blueprint(api)
+    app.register_blueprint(pages)
+    limiter = Limiter(get_remote_address, app=app)
+    app.view_functions["api.check"] = limiter.limit(lambda: app.config["RATE_LIMIT"])(app.view_functions["api.check"])
+
+    _register_errors(app)
+    _register_headers(app)
+    app.extensions["photocheck"] = ServiceState.load(app.config)
+    return app
+
+
+def _is_api() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(PhotocheckError)
+    def library_error(exc: PhotocheckError):
+        drain_body()
+        return error_response(exc.code, exc.message, STATUS.get(exc.code, 400))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if exc.code == 413:
+            drain_body()
+        if not _is_api():
+            return exc
+        code = HTTP_CODES.get(exc.code or 500, "error")
+        message = {
+            "upload_too_large": f"The upload is larger than {app.config['MAX_UPLOAD_MB']} MB. Use a smaller photo.",
+            "rate_limited": "Too many checks from this address; wait a minute and try again.",
+            "not_found": "There is no such API endpoint; see /api/v1/openapi.json.",
+            "method_not_allowed": f"{request.method} is not allowed here; see /api/v1/openapi.json.",
+        }.get(code, exc.description or "The request could not be handled.")
+        response = error_response(code, message, exc.code)
+        if exc.code == 429 and exc.response is not None:  # flask-limiter's Retry-After and limit headers
+            for header, value in exc.response.headers.items():
+                if header.lower().startswith(("retry-after", "x-ratelimit")):
+                    response.headers[header] = value
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        # The type only: the exception's text could hold something of the request.
+        log.error("unexpected %s while answering %s %s", type(exc).__name__, request.method, request.path)
+        if not _is_api():
+            return InternalServerError()
+        return error_response("internal_error", "Something went wrong on our side; nothing was kept. Try again.", 500)
+
+
+def _register_headers(app: Flask) -> None:
+    @app.after_request
+    def headers(response):
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if not _is_api() and response.mimetype == "text/html":
+            response.headers["Content-Security-Policy"] = PAGE_POLICY
+            response.headers["Permissions-Policy"] = "camera=(self), microphone=(), geolocation=()"
+        response.headers.pop("Set-Cookie", None)
+        return response

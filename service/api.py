@@ -1,0 +1,85 @@
+"""The JSON API under /api/v1: check a photo, list the datasets, describe itself (OpenAPI)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify
+
+from indexer.errors import PhotocheckError
+
+from .openapi import openapi_document
+from .uploads import MalformedUpload, read_upload
+
+api = Blueprint("api", __name__, url_prefix="/api/v1")
+
+#: HTTP status for each stable error code; anything a person sent wrong is a 4xx, never a 5xx.
+STATUS = {
+    "malformed_request": 400,
+    "unreadable_image": 400,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "image_too_large": 413,
+    "upload_too_large": 413,
+    "unsupported_format": 415,
+    "no_face": 422,
+    "face_too_small": 422,
+    "face_not_found": 422,
+    "rate_limited": 429,
+    "index_not_loaded": 503,
+}
+
+
+class IndexNotLoaded(PhotocheckError):
+    code = "index_not_loaded"
+
+
+def error_response(code: str, message: str, status: int | None = None, **extra: Any):
+    response = jsonify({"error": {"code": code, "message": message}, **extra})
+    response.status_code = status or STATUS.get(code, 400)
+    return response
+
+
+def _state():
+    state = current_app.extensions["photocheck"]
+    if not state.ready:
+        raise IndexNotLoaded(f"{state.error} Try again in a moment.")
+    return state
+
+
+def _face_number(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise MalformedUpload(f"'face' must be a face number (0, 1, ...), not {value!r}.") from None
+    if number < 0:
+        raise MalformedUpload("'face' must be 0 or more.")
+    return number
+
+
+@api.post("/check")
+def check():
+    """One photo in, one answer out; nothing about it is kept."""
+    state = _state()
+    data, face = read_upload()
+    answer = state.checker.check(data, face_number=_face_number(face))
+    del data
+    if answer["error"]:
+        error = answer["error"]
+        return error_response(
+            error["code"], error["message"], faces_detected=answer["faces_detected"], faces=answer["faces"]
+        )
+    answer["index"] = state.checker.index.describe()
+    return jsonify(answer)
+
+
+@api.get("/datasets")
+def datasets():
+    return jsonify(_state().datasets())
+
+
+@api.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document(current_app.config))

@@ -1,0 +1,22 @@
+"""The service's settings: defaults, overridden by ``PHOTOCHECK_*`` environment variables."""
+
+from __future__ import annotations
+
+DEFAULTS = {
+    # The index to serve (PHOTOCHECK_INDEX).
+    "INDEX": None,
+    # insightface only: where the model pack is, and where it runs.
+    "MODEL_ROOT": None,
+    "DEVICE": "auto",
+    # Uploads: bytes on the wire, and pixels once decoded.
+    "MAX_UPLOAD_MB": 15,
+    "MAX_PIXELS": 50_000_000,
+    # Per-client rate limit of the check API, in flask-limiter's syntax.
+    "RATE_LIMIT": "60/minute",
+    # Where rate-limit counters live: per worker in memory, or shared, e.g. redis://host:6379.
+    "RATELIMIT_STORAGE": "memory://",
+    # How many reverse proxies in front to trust for X-Forwarded-For/-Proto (0: trust none).
+    "TRUSTED_PROXIES": 0,
+    # Whether the access log holds client IP addresses (read by the gunicorn config too).
+    "LOG_CLIENT_IP": False,
+}

@@ -1,0 +1,58 @@
+"""What a worker loads once, before it takes requests: the index, its embedder and a checker."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from indexer.check import Checker, LoadedIndex, embedder_for_index
+from indexer.confidence import describe_thresholds
+from indexer.errors import PhotocheckError
+
+log = logging.getLogger("photocheck")
+
+
+@dataclass
+class ServiceState:
+    checker: Checker | None = None
+    error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.checker is not None
+
+    @classmethod
+    def load(cls, config: dict[str, Any]) -> ServiceState:
+        index_dir = config.get("INDEX")
+        if not index_dir:
+            return cls(error="No index is configured: set PHOTOCHECK_INDEX or use `photocheck serve --index DIR`.")
+        try:
+            index = LoadedIndex(index_dir)
+            embedder = embedder_for_index(
+                index, device=config.get("DEVICE", "auto"), model_root=config.get("MODEL_ROOT")
+            )
+            checker = Checker(index, embedder, max_pixels=int(config["MAX_PIXELS"]))
+            checker.warm_up()
+        except PhotocheckError as exc:
+            log.error("the index at %s could not be loaded: %s [%s]", index_dir, exc.message, exc.code)
+            return cls(error=f"The index could not be loaded: {exc.message}")
+        described = index.describe()
+        log.info(
+            "serving %s: %d datasets, %d faces, %s embedder, index version %d",
+            index_dir,
+            described["datasets"],
+            described["faces"],
+            described["embedder"],
+            described["version"],
+        )
+        return cls(checker=checker)
+
+    def datasets(self) -> dict[str, Any]:
+        assert self.checker is not None
+        index = self.checker.index
+        return {
+            "index": index.describe(),
+            "thresholds": describe_thresholds(index.confidence_config),
+            "datasets": [d.info.public() for d in index.datasets],
+        }

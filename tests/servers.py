@@ -1,0 +1,81 @@
+"""Real servers for integration tests: `photocheck serve` (gunicorn) on a free localhost port."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def worker_pids(self) -> list[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return [int(p) for p in children.read_text().split()] if children.exists() else []
+
+
+def wait_ready(url: str, process: subprocess.Popen, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the server at {url} was not ready in {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def serve(index: Path, log: Path, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """Run `photocheck serve` until the block ends; its stdout and stderr go to ``log``."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "indexer.cli",
+        "serve",
+        "--index",
+        str(index),
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd="/"
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, process)
+        yield Server(url, process, log)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
