@@ -131,7 +131,8 @@ def _register_errors(app: Flask) -> None:
 def _register_headers(app: Flask) -> None:
     @app.after_request
     def headers(response):
-        response.headers["Cache-Control"] = "no-store"
+        if not request.path.startswith("/static/"):  # page assets may be cached; answers and pages never
+            response.headers["Cache-Control"] = "no-store"
         response.headers["Referrer-Policy"] = "no-referrer"
         response.headers["X-Content-Type-Options"] = "nosniff"
         if not _is_api() and response.mimetype == "text/html":

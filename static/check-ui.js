@@ -1,0 +1,738 @@
+// The photocheck UI: choose or take a photo, send it to the check API, show the answer.
+//
+// Everything is built inside the given root (an Element or a ShadowRoot) and found through
+// references kept here, never through global selectors, so the same module can run inside a
+// shadow root on someone else's page, calling the API on another origin.
+//
+// Nothing about the photo or the answer is stored: no cookies, no web storage, no caches.
+
+/** All wording the UI shows. Override any of it with `options.strings`; `{name}` is filled in. */
+export const DEFAULT_STRINGS = {
+  locale: "en",
+
+  chooseLabel: "Choose a photo",
+  dropHint: "or drop a photo here",
+  selfieButton: "Take a selfie",
+  privacyNote:
+    "Your photo is checked in memory and then forgotten: nothing is stored or logged. " +
+    "The answer names datasets, never other people.",
+  privacyLink: "What happens to your photo",
+  newTab: "(opens in a new tab)",
+
+  cameraHeading: "Take a selfie",
+  cameraVideoLabel: "Camera preview",
+  captureButton: "Take the photo",
+  cameraCancel: "Cancel",
+  cameraStarting: "Starting the camera…",
+  cameraReady: "The camera is on. Look at it and take the photo.",
+  cameraStopped: "The camera is off.",
+  cameraInsecure:
+    "The camera can only be used on a secure (https://) page, and this page is not one. " +
+    "You can still choose a photo instead.",
+  cameraUnsupported: "This browser does not let this page use a camera. You can still choose a photo instead.",
+  cameraDenied:
+    "The camera was not allowed. To take a selfie, allow the camera for this site in your browser's settings. " +
+    "You can still choose a photo instead.",
+  cameraMissing: "No camera was found on this device. You can still choose a photo instead.",
+  cameraBusy: "The camera could not be started; another app may be using it. You can still choose a photo instead.",
+  cameraFailed: "The camera could not be started. You can still choose a photo instead.",
+
+  photoAlt: "The photo you chose",
+  photoAltFaces: "The photo you chose, with the faces found outlined",
+  previewUnavailable: "This browser cannot show this photo, but it can still be checked.",
+
+  checking: "Checking your photo…",
+  checkingFace: "Checking face {number}…",
+  checked: "Done: the results for {count} datasets are below.",
+  checkedOne: "Done: the result for {count} dataset is below.",
+  checkedFaceOfMany: "{count} faces were found; this is face {number}. You can pick another one.",
+  checkFailed: "The photo could not be checked.",
+
+  facesLegend: "{count} faces were found. Which one is you?",
+  faceLabel: "Face {number}",
+  faceLabelLargest: "Face {number} (largest)",
+
+  resultsHeading: "Results",
+  resultsExplained:
+    "How to read the percentage: it is an estimate of the chance that a dataset holds a photo of the person " +
+    "in your photo, not a score of how alike two faces look. It starts from an assumed {prior} chance that " +
+    "a person is in a dataset. The bigger a dataset, the likelier a chance lookalike, so the same likeness " +
+    "counts for less there. “Not found” is not proof: the check only sees the photos a dataset disclosed.",
+  verdictMatch: "Likely in this dataset",
+  verdictPossible: "Possibly in this dataset",
+  verdictNoMatch: "Not found",
+  confidence: "estimated chance that this dataset holds a photo of you",
+  percentAbove: "over 99%",
+  percentBelow: "under 1%",
+  explainMatch:
+    "A face in this dataset is very likely the person in your photo. You can read how the dataset was made, " +
+    "and ask for your photos to be removed.",
+  explainPossible:
+    "A face in this dataset looks like the person in your photo, but it may be someone who just looks alike. " +
+    "Checking another clear photo of yourself can make the answer surer.",
+  explainNoMatch: "No face in this dataset looks enough like the person in your photo.",
+  disclosureLink: "About this dataset",
+  removalLink: "Ask for your photos to be removed",
+  noRemoval: "This dataset names no way to ask for removal; its disclosure may name a contact.",
+  date: "Published: {date}",
+  license: "Licence: {license}",
+
+  datasetsHeading: "Datasets this service checks",
+  datasetsLoading: "Loading the list of datasets…",
+  datasetsSummary: "{datasets} datasets, with {faces} faces in all.",
+  datasetsSummaryOne: "{datasets} dataset, with {faces} faces in all.",
+  datasetsFailed: "The list of datasets could not be loaded.",
+  datasetFaces: "{count} faces",
+  datasetFacesOne: "{count} face",
+
+  errorNetwork: "The service could not be reached. Check your connection and try again.",
+  errorUnexpected: "The service gave an unexpected answer (HTTP {status}). Try again in a moment.",
+  errorTooLarge: "This photo is too large to send. Try a smaller copy of it.",
+  hintCloser: "Try a clearer, closer photo: one face, looking at the camera, in good light.",
+};
+
+const VERDICTS = {
+  match: { words: "verdictMatch", explain: "explainMatch", rank: 0 },
+  possible: { words: "verdictPossible", explain: "explainPossible", rank: 1 },
+  no_match: { words: "verdictNoMatch", explain: "explainNoMatch", rank: 2 },
+};
+
+// Codes for which a better photo, not a retry, is the way forward.
+const NEEDS_BETTER_PHOTO = new Set(["no_face", "face_too_small"]);
+
+let mountCount = 0;
+
+/**
+ * Render the check UI into `root` and return a handle whose `destroy()` stops the camera,
+ * forgets the photo and empties the root.
+ *
+ * options.apiBase      origin (and path prefix) of the photocheck service; "" = this page's origin
+ * options.strings      overrides for DEFAULT_STRINGS
+ * options.privacyUrl   the privacy page; defaults to `${apiBase}/privacy`
+ * options.stylesheet   URL of check-ui.css to load into the root (for a shadow root)
+ * options.headingLevel level of the UI's section headings (default 2)
+ */
+export function mountCheck(root, options = {}) {
+  const strings = { ...DEFAULT_STRINGS, ...options.strings };
+  const apiBase = String(options.apiBase ?? "").replace(/\/+$/, "");
+  const privacyUrl = options.privacyUrl ?? `${apiBase}/privacy`;
+  const level = Math.min(Math.max(Number(options.headingLevel) || 2, 1), 5);
+  const doc = root.ownerDocument ?? document;
+  const uid = `pc-${++mountCount}`;
+  const numbers = new Intl.NumberFormat(strings.locale);
+
+  const t = (key, values = {}) =>
+    String(strings[key] ?? key).replace(/\{(\w+)\}/g, (whole, name) => (name in values ? values[name] : whole));
+  // Picks "<key>One" for a count of one, when the strings have it.
+  const tc = (key, count, values = {}) =>
+    t(count === 1 && `${key}One` in strings ? `${key}One` : key, { count: numbers.format(count), ...values });
+
+  function h(tag, attrs = {}, ...children) {
+    const el = doc.createElement(tag);
+    for (const [name, value] of Object.entries(attrs)) {
+      if (value === false || value == null) continue;
+      if (name === "class") el.className = value;
+      else if (name === "text") el.textContent = value;
+      else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+      else el.setAttribute(name, value === true ? "" : value);
+    }
+    el.append(...children.flat().filter((child) => child != null && child !== false));
+    return el;
+  }
+
+  const heading = (depth, attrs, text) => h(`h${Math.min(level + depth, 6)}`, { ...attrs, text });
+
+  // A link that leaves the page: a new tab, so the answer on this page (kept nowhere else) survives.
+  const outLink = (href, text, attrs = {}) =>
+    h(
+      "a",
+      { ...attrs, href, target: "_blank", rel: "noopener noreferrer" },
+      text,
+      h("span", { class: "pc-visually-hidden", text: ` ${t("newTab")}` }),
+    );
+
+  // ---- the skeleton ------------------------------------------------------------------------
+
+  const fileInput = h("input", { type: "file", accept: "image/*", class: "pc-visually-hidden pc-file" });
+  const selfieButton = h("button", { type: "button", class: "pc-button pc-selfie", text: t("selfieButton") });
+  const dropZone = h(
+    "div",
+    { class: "pc-drop" },
+    h(
+      "div",
+      { class: "pc-drop-actions" },
+      h("label", { class: "pc-button pc-button-primary pc-pick" }, fileInput, h("span", { text: t("chooseLabel") })),
+      selfieButton,
+    ),
+    h("p", { class: "pc-drop-hint", text: t("dropHint") }),
+  );
+  const privacyNote = h(
+    "p",
+    { class: "pc-privacy-note" },
+    `${t("privacyNote")} `,
+    // Embedded on another site, the privacy page opens beside it rather than replacing it.
+    apiBase
+      ? outLink(privacyUrl, t("privacyLink"), { class: "pc-privacy-link" })
+      : h("a", { href: privacyUrl, class: "pc-privacy-link", text: t("privacyLink") }),
+  );
+
+  const video = h("video", {
+    class: "pc-video",
+    playsinline: true,
+    muted: true,
+    autoplay: true,
+    "aria-label": t("cameraVideoLabel"),
+  });
+  video.muted = true; // the attribute alone does not mute a stream in every browser
+  const captureButton = h("button", {
+    type: "button",
+    class: "pc-button pc-button-primary pc-capture",
+    text: t("captureButton"),
+  });
+  const cancelCameraButton = h("button", { type: "button", class: "pc-button pc-camera-cancel", text: t("cameraCancel") });
+  const cameraPanel = h(
+    "section",
+    { class: "pc-camera", hidden: true, "aria-labelledby": `${uid}-camera` },
+    heading(0, { id: `${uid}-camera`, class: "pc-heading" }, t("cameraHeading")),
+    h("div", { class: "pc-video-frame" }, video),
+    h("div", { class: "pc-actions" }, captureButton, cancelCameraButton),
+  );
+
+  const statusLine = h("p", { class: "pc-status", role: "status", "aria-live": "polite" });
+  const alertMessage = h("p", { class: "pc-alert-message" });
+  const alertHint = h("p", { class: "pc-alert-hint", hidden: true });
+  const alertBox = h("div", { class: "pc-alert", role: "alert", hidden: true }, alertMessage, alertHint);
+
+  const photo = h("img", { class: "pc-img", alt: t("photoAlt") });
+  const boxes = h("div", { class: "pc-boxes", "aria-hidden": "true" });
+  const photoFrame = h("div", { class: "pc-photo" }, photo, boxes);
+  const previewNote = h("p", { class: "pc-preview-note", hidden: true, text: t("previewUnavailable") });
+  const facesLegend = h("p", { class: "pc-faces-legend", id: `${uid}-faces` });
+  const faceButtons = h("div", { class: "pc-face-buttons" });
+  const facePicker = h(
+    "div",
+    { class: "pc-faces", role: "group", "aria-labelledby": `${uid}-faces`, hidden: true },
+    facesLegend,
+    faceButtons,
+  );
+  const photoArea = h("div", { class: "pc-photo-area", hidden: true }, photoFrame, previewNote, facePicker);
+
+  const resultList = h("ul", { class: "pc-result-list" });
+  const resultsExplained = h("p", { class: "pc-results-explained" });
+  const resultsArea = h(
+    "section",
+    { class: "pc-results", hidden: true, "aria-labelledby": `${uid}-results` },
+    heading(0, { id: `${uid}-results`, class: "pc-heading" }, t("resultsHeading")),
+    resultList,
+    resultsExplained,
+  );
+
+  const datasetsSummary = h("p", { class: "pc-datasets-summary", text: t("datasetsLoading") });
+  const datasetList = h("ul", { class: "pc-dataset-list" });
+  const datasetsArea = h(
+    "section",
+    { class: "pc-datasets", "aria-labelledby": `${uid}-datasets` },
+    heading(0, { id: `${uid}-datasets`, class: "pc-heading" }, t("datasetsHeading")),
+    datasetsSummary,
+    datasetList,
+  );
+
+  const container = h(
+    "div",
+    { class: "pc-check" },
+    options.stylesheet ? h("link", { rel: "stylesheet", href: options.stylesheet }) : null,
+    h("div", { class: "pc-start" }, dropZone, privacyNote),
+    cameraPanel,
+    statusLine,
+    alertBox,
+    h("div", { class: "pc-answer" }, photoArea, resultsArea),
+    datasetsArea,
+  );
+  root.replaceChildren(container);
+
+  // ---- state ---------------------------------------------------------------------------------
+
+  const state = {
+    photo: null, // { blob, url, size: Promise<{width, height} | null> }
+    faces: [],
+    face: null,
+    request: null, // the AbortController of the check in flight
+    stream: null,
+    datasets: null, // Promise of the /datasets answer, dropped again if it failed
+    destroyed: false,
+  };
+
+  // ---- small helpers -------------------------------------------------------------------------
+
+  function say(message) {
+    statusLine.textContent = message;
+  }
+
+  function showAlert(message, hint = "") {
+    alertMessage.textContent = message;
+    alertHint.textContent = hint;
+    alertHint.hidden = !hint;
+    alertBox.hidden = false;
+  }
+
+  function clearAlert() {
+    alertBox.hidden = true;
+    alertMessage.textContent = "";
+    alertHint.textContent = "";
+  }
+
+  function percent(value) {
+    if (value >= 0.995) return t("percentAbove");
+    if (value < 0.005) return t("percentBelow");
+    return new Intl.NumberFormat(strings.locale, { style: "percent" }).format(value);
+  }
+
+  // Only web links from the index become links: a javascript: URL there must not run here.
+  function webUrl(value) {
+    if (!value) return null;
+    try {
+      const url = new URL(value);
+      return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+    } catch {
+      return null;
+    }
+  }
+
+  const apiFetch = (path, init = {}) =>
+    fetch(`${apiBase}${path}`, { credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer", ...init });
+
+  async function readJson(response) {
+    try {
+      return await response.json();
+    } catch {
+      return null;
+    }
+  }
+
+  // ---- the datasets --------------------------------------------------------------------------
+
+  function loadDatasets() {
+    if (!state.datasets) {
+      state.datasets = apiFetch("/api/v1/datasets")
+        .then(async (response) => {
+          const body = await readJson(response);
+          if (!response.ok || !body?.datasets) throw new Error(body?.error?.message ?? "");
+          return body;
+        })
+        .catch((error) => {
+          state.datasets = null; // so that a later call tries again
+          throw error;
+        });
+    }
+    return state.datasets;
+  }
+
+  function renderDatasets(info) {
+    const { index, datasets } = info;
+    datasetsSummary.textContent = t(index.datasets === 1 ? "datasetsSummaryOne" : "datasetsSummary", {
+      datasets: numbers.format(index.datasets),
+      faces: numbers.format(index.faces),
+    });
+    datasetList.replaceChildren(
+      ...datasets.map((dataset) => {
+        const disclosure = webUrl(dataset.disclosure_url);
+        return h(
+          "li",
+          { class: "pc-dataset", "data-dataset": dataset.name },
+          heading(1, { class: "pc-dataset-title" }, dataset.title),
+          dataset.description ? h("p", { class: "pc-dataset-description", text: dataset.description }) : null,
+          h("p", { class: "pc-meta", text: datasetFacts(dataset, true).join(" · ") }),
+          disclosure ? h("p", {}, outLink(disclosure, t("disclosureLink"))) : null,
+        );
+      }),
+    );
+  }
+
+  function datasetFacts(dataset, withFaces) {
+    return [
+      withFaces ? tc("datasetFaces", dataset.faces) : null,
+      dataset.date ? t("date", { date: dataset.date }) : null,
+      dataset.license ? t("license", { license: dataset.license }) : null,
+    ].filter(Boolean);
+  }
+
+  function showDatasets() {
+    loadDatasets().then(renderDatasets, (error) => {
+      datasetsSummary.textContent = [t("datasetsFailed"), error.message].filter(Boolean).join(" ");
+    });
+  }
+
+  // ---- the photo -----------------------------------------------------------------------------
+
+  function usePhoto(blob) {
+    if (!blob) return;
+    forgetPhoto();
+    const url = URL.createObjectURL(blob);
+    photo.alt = t("photoAlt");
+    photo.src = url;
+    // Boxes are placed in the photo's own pixels, so they wait for its size; a format this
+    // browser cannot show (HEIC in most) still gets checked, just without a preview.
+    const size = photo
+      .decode()
+      .then(() => ({ width: photo.naturalWidth, height: photo.naturalHeight }))
+      .catch(() => null);
+    state.photo = { blob, url, size };
+    photoArea.hidden = false;
+    photoFrame.hidden = false;
+    size.then((natural) => {
+      if (state.photo?.url !== url) return;
+      if (natural) {
+        // The frame takes the photo's proportions, so boxes in percent stay on the faces at any size.
+        photoFrame.style.setProperty("--pc-ratio", `${natural.width} / ${natural.height}`);
+        photoFrame.style.setProperty("--pc-aspect", String(natural.width / natural.height));
+        photoFrame.style.setProperty("--pc-natural-width", `${natural.width}px`);
+      } else {
+        photoFrame.hidden = true;
+        photoArea.hidden = facePicker.hidden && previewNote.hidden;
+      }
+    });
+    runCheck(null);
+  }
+
+  function forgetPhoto() {
+    state.request?.abort();
+    state.request = null;
+    container.classList.remove("pc-busy");
+    resultsArea.removeAttribute("aria-busy");
+    if (state.photo) URL.revokeObjectURL(state.photo.url);
+    state.photo = null;
+    state.faces = [];
+    state.face = null;
+    photo.removeAttribute("src");
+    boxes.replaceChildren();
+    faceButtons.replaceChildren();
+    facePicker.hidden = true;
+    previewNote.hidden = true;
+    photoArea.hidden = true;
+    resultsArea.hidden = true;
+    resultList.replaceChildren();
+    clearAlert();
+  }
+
+  async function drawFaces(faces, chosen) {
+    const current = state.photo;
+    const natural = await current?.size;
+    if (state.photo !== current) return;
+    boxes.replaceChildren();
+    if (!natural) {
+      previewNote.hidden = !faces.length;
+      if (faces.length) photoArea.hidden = false;
+      return;
+    }
+    const clamp = (value) => Math.min(Math.max(value, 0), 100);
+    faces.forEach((face, number) => {
+      const [x, y, width, height] = face.box;
+      const left = clamp((x / natural.width) * 100);
+      const top = clamp((y / natural.height) * 100);
+      const box = doc.createElement("span");
+      box.className = number === chosen ? "pc-box pc-box-chosen" : "pc-box";
+      box.dataset.face = String(number);
+      box.style.left = `${left}%`;
+      box.style.top = `${top}%`;
+      box.style.width = `${clamp(((x + width) / natural.width) * 100) - left}%`;
+      box.style.height = `${clamp(((y + height) / natural.height) * 100) - top}%`;
+      if (faces.length > 1) box.append(h("span", { class: "pc-box-number", text: String(number + 1) }));
+      boxes.append(box);
+    });
+    photo.alt = faces.length ? t("photoAltFaces") : t("photoAlt");
+  }
+
+  function renderFacePicker(faces, chosen) {
+    if (faces.length < 2) {
+      facePicker.hidden = true;
+      faceButtons.replaceChildren();
+      return;
+    }
+    facesLegend.textContent = t("facesLegend", { count: numbers.format(faces.length) });
+    // Same photo, same faces: update the buttons in place so keyboard focus stays where it is.
+    if (faceButtons.children.length !== faces.length) {
+      faceButtons.replaceChildren(
+        ...faces.map((_, number) =>
+          h("button", {
+            type: "button",
+            class: "pc-button pc-face",
+            "data-face": String(number),
+            "aria-pressed": "false",
+            text: t(number === 0 ? "faceLabelLargest" : "faceLabel", { number: number + 1 }),
+            onclick: () => pickFace(number),
+          }),
+        ),
+      );
+    }
+    for (const button of faceButtons.children) {
+      button.setAttribute("aria-pressed", String(Number(button.dataset.face) === chosen));
+    }
+    facePicker.hidden = false;
+    photoArea.hidden = false;
+  }
+
+  function pickFace(number) {
+    if (!state.photo || number === state.face) return;
+    state.face = number;
+    renderFacePicker(state.faces, number);
+    drawFaces(state.faces, number);
+    runCheck(number);
+  }
+
+  // ---- the check -----------------------------------------------------------------------------
+
+  async function runCheck(face) {
+    state.request?.abort();
+    const controller = new AbortController();
+    state.request = controller;
+    // A newer check, another photo or destroy() makes this one's answer moot.
+    const superseded = () => controller.signal.aborted || state.request !== controller;
+
+    const body = new FormData();
+    // A neutral name: the real file name never leaves this device.
+    body.append("image", state.photo.blob, "photo");
+    if (face != null) body.append("face", String(face));
+
+    clearAlert();
+    say(face == null ? t("checking") : t("checkingFace", { number: face + 1 }));
+    container.classList.add("pc-busy");
+    resultsArea.setAttribute("aria-busy", "true");
+
+    let response;
+    let answer;
+    let info = null;
+    try {
+      response = await apiFetch("/api/v1/check", { method: "POST", body, signal: controller.signal });
+      answer = await readJson(response);
+      // The dataset links come from /datasets; without them the verdicts still stand.
+      if (response.ok) info = await loadDatasets().catch(() => null);
+    } catch {
+      if (superseded()) return;
+      finish();
+      fail(t("errorNetwork"));
+      return;
+    }
+    if (superseded()) return;
+    finish();
+
+    if (!response.ok || !answer || answer.error) {
+      const error = answer?.error;
+      if (Array.isArray(answer?.faces)) drawFaces(answer.faces, null);
+      // A proxy in front may answer on its own, without the API's JSON.
+      const fallback = response.status === 413 ? t("errorTooLarge") : t("errorUnexpected", { status: response.status });
+      fail(error?.message ?? fallback, NEEDS_BETTER_PHOTO.has(error?.code));
+      return;
+    }
+    state.faces = answer.faces;
+    state.face = answer.face.number;
+    drawFaces(answer.faces, answer.face.number);
+    renderFacePicker(answer.faces, answer.face.number);
+    renderResults(answer.results, info);
+    const done = tc("checked", answer.results.length);
+    const which = t("checkedFaceOfMany", {
+      count: numbers.format(answer.faces_detected),
+      number: answer.face.number + 1,
+    });
+    say(answer.faces_detected > 1 ? `${done} ${which}` : done);
+
+    function finish() {
+      state.request = null;
+      container.classList.remove("pc-busy");
+      resultsArea.removeAttribute("aria-busy");
+    }
+  }
+
+  function fail(message, betterPhoto = false) {
+    resultsArea.hidden = true;
+    resultList.replaceChildren();
+    say(t("checkFailed"));
+    showAlert(message, betterPhoto ? t("hintCloser") : "");
+  }
+
+  function renderResults(results, info) {
+    const byName = new Map((info?.datasets ?? []).map((dataset) => [dataset.name, dataset]));
+    const sorted = [...results].sort(
+      (a, b) => (VERDICTS[a.verdict]?.rank ?? 3) - (VERDICTS[b.verdict]?.rank ?? 3) || b.confidence - a.confidence,
+    );
+    resultList.replaceChildren(...sorted.map((result) => renderResult(result, byName.get(result.dataset))));
+    resultsExplained.textContent = t("resultsExplained", { prior: percent(info?.thresholds?.prior ?? 0.5) });
+    resultsArea.hidden = false;
+  }
+
+  function renderResult(result, dataset) {
+    const verdict = VERDICTS[result.verdict] ?? VERDICTS.no_match;
+    const likely = result.verdict === "match" || result.verdict === "possible";
+    const disclosure = webUrl(dataset?.disclosure_url);
+    const removal = webUrl(dataset?.removal_url);
+    const meter = h("span", { class: "pc-meter-fill" });
+    meter.style.width = `${Math.round(Math.min(Math.max(result.confidence, 0), 1) * 100)}%`;
+    const facts = dataset ? datasetFacts(dataset, false) : [];
+    return h(
+      "li",
+      {
+        class: `pc-result pc-result-${result.verdict}`,
+        "data-dataset": result.dataset,
+        "data-verdict": result.verdict,
+      },
+      h(
+        "div",
+        { class: "pc-result-head" },
+        heading(1, { class: "pc-result-title" }, result.title),
+        h("span", { class: "pc-verdict", text: t(verdict.words) }),
+      ),
+      h(
+        "p",
+        { class: "pc-confidence" },
+        h("strong", { class: "pc-percent", text: percent(result.confidence) }),
+        ` ${t("confidence")}`,
+      ),
+      h("span", { class: "pc-meter", "aria-hidden": "true" }, meter),
+      h("p", { class: "pc-explain", text: t(verdict.explain) }),
+      disclosure || (likely && removal)
+        ? h(
+            "ul",
+            { class: "pc-links" },
+            disclosure ? h("li", {}, outLink(disclosure, t("disclosureLink"), { class: "pc-disclosure" })) : null,
+            likely && removal ? h("li", {}, outLink(removal, t("removalLink"), { class: "pc-removal" })) : null,
+          )
+        : null,
+      likely && !removal ? h("p", { class: "pc-no-removal", text: t("noRemoval") }) : null,
+      facts.length ? h("p", { class: "pc-meta", text: facts.join(" · ") }) : null,
+    );
+  }
+
+  // ---- the camera ----------------------------------------------------------------------------
+
+  async function startCamera() {
+    if (state.stream) {
+      captureButton.focus();
+      return;
+    }
+    clearAlert();
+    if (!navigator.mediaDevices?.getUserMedia) {
+      // Browsers hide the camera API on pages that are not https:// (localhost excepted).
+      showAlert(window.isSecureContext === false ? t("cameraInsecure") : t("cameraUnsupported"));
+      return;
+    }
+    say(t("cameraStarting"));
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({
+        video: { facingMode: "user", width: { ideal: 1280 }, height: { ideal: 960 } },
+        audio: false,
+      });
+    } catch (error) {
+      say("");
+      showAlert(cameraProblem(error));
+      return;
+    }
+    if (state.destroyed) {
+      stream.getTracks().forEach((track) => track.stop());
+      return;
+    }
+    stopCamera(false);
+    state.stream = stream;
+    video.srcObject = stream;
+    cameraPanel.hidden = false;
+    video.play().catch(() => {}); // autoplay covers it where play() is refused
+    captureButton.focus();
+    say(t("cameraReady"));
+  }
+
+  function cameraProblem(error) {
+    switch (error?.name) {
+      case "NotAllowedError":
+      case "SecurityError":
+        return t("cameraDenied");
+      case "NotFoundError":
+      case "OverconstrainedError":
+        return t("cameraMissing");
+      case "NotReadableError":
+      case "AbortError":
+        return t("cameraBusy");
+      default:
+        return t("cameraFailed");
+    }
+  }
+
+  function stopCamera(announce = true) {
+    if (!state.stream) return;
+    state.stream.getTracks().forEach((track) => track.stop());
+    state.stream = null;
+    video.srcObject = null;
+    cameraPanel.hidden = true;
+    if (announce) say(t("cameraStopped"));
+  }
+
+  function capture() {
+    const { videoWidth: width, videoHeight: height } = video;
+    if (!state.stream || !width || !height) return;
+    const canvas = doc.createElement("canvas");
+    canvas.width = width;
+    canvas.height = height;
+    canvas.getContext("2d").drawImage(video, 0, 0, width, height);
+    canvas.toBlob(
+      (blob) => {
+        stopCamera(false);
+        selfieButton.focus();
+        usePhoto(blob);
+      },
+      "image/jpeg",
+      0.92,
+    );
+  }
+
+  // ---- events --------------------------------------------------------------------------------
+
+  fileInput.addEventListener("change", () => {
+    const [file] = fileInput.files;
+    stopCamera(false);
+    usePhoto(file);
+    // Cleared so that choosing the same file again still counts as a change.
+    fileInput.value = "";
+  });
+  selfieButton.addEventListener("click", startCamera);
+  captureButton.addEventListener("click", capture);
+  cancelCameraButton.addEventListener("click", () => {
+    stopCamera();
+    selfieButton.focus();
+  });
+  cameraPanel.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      stopCamera();
+      selfieButton.focus();
+    }
+  });
+
+  // The whole UI takes a dropped photo, so a near miss does not make the browser open the file.
+  const hasFiles = (event) => [...(event.dataTransfer?.types ?? [])].includes("Files");
+  container.addEventListener("dragover", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "copy";
+    dropZone.classList.add("pc-drop-over");
+  });
+  container.addEventListener("dragleave", (event) => {
+    if (!container.contains(event.relatedTarget)) dropZone.classList.remove("pc-drop-over");
+  });
+  container.addEventListener("drop", (event) => {
+    if (!hasFiles(event)) return;
+    event.preventDefault();
+    dropZone.classList.remove("pc-drop-over");
+    const [file] = event.dataTransfer.files;
+    stopCamera(false);
+    usePhoto(file);
+  });
+
+  showDatasets();
+
+  return {
+    /** Stop the camera, drop the photo and remove the UI. */
+    destroy() {
+      state.destroyed = true;
+      stopCamera(false);
+      forgetPhoto();
+      root.replaceChildren();
+    },
+  };
+}
