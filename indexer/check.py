@@ -21,7 +21,7 @@ from . import confidence
 from .embedders import Face, FaceEmbedder, create_embedder
 from .errors import FaceNotFound, FaceTooSmall, IndexCorrupt, NoFace, PhotocheckError
 from .images import DEFAULT_MAX_PIXELS, load_image
-from .store import DatasetInfo, IndexStore, apply_search_params, check_embedder
+from .store import DatasetInfo, IndexStore, apply_search_params, check_embedder, cosine_scores
 
 log = logging.getLogger("photocheck")
 
@@ -98,9 +98,9 @@ class LoadedIndex:
             if dataset.size == 0:
                 out.append((dataset, np.empty(0, np.float32), np.empty(0, np.int64)))
                 continue
-            scores, ids = dataset.index.search(query, min(k, dataset.size))
+            raw, ids = dataset.index.search(query, min(k, dataset.size))
             keep = ids[0] >= 0
-            out.append((dataset, scores[0][keep], ids[0][keep]))
+            out.append((dataset, cosine_scores(dataset.index, raw[0][keep]), ids[0][keep]))
         return out
 
 

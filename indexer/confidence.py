@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 DEFAULT_PRIOR = 0.5
-DEFAULT_THRESHOLDS = {"match": 0.9, "possible": 0.5}
+DEFAULT_THRESHOLDS = {"match": 0.95, "possible": 0.5}
 VERDICTS = ("match", "possible", "no_match")
 
 _FLOOR = 1e-300
@@ -42,6 +42,9 @@ class ScoreModel:
         self.tail_shape = float(impostor["tail_shape"])
         self.tail_scale = float(impostor["tail_scale"])
         self.gamma = float(document.get("gamma", 1.0))
+        recalibration = document.get("recalibration") or {}
+        self.slope = float(recalibration.get("slope", 1.0))
+        self.offset = float(recalibration.get("offset", 0.0))
         grid = np.asarray(document["genuine"]["grid"], dtype=np.float64)
         density = np.maximum(np.asarray(document["genuine"]["density"], dtype=np.float64), 0.0)
         cumulative = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(grid))])
@@ -122,7 +125,10 @@ class ScoreModel:
         return log_in - self.log_best_impostor_density(s, n)
 
     def probability(self, s: float | np.ndarray, n: int, prior: float) -> np.ndarray:
-        log_odds = math.log(prior / (1.0 - prior)) + self.log_likelihood_ratio(s, n)
+        """P(in set | s, N). The likelihood ratio is recalibrated (slope, offset) as fitted on simulated
+        searches, where the model's independence assumptions make it a little too sure."""
+        log_ratio = self.slope * self.log_likelihood_ratio(s, n) + self.offset
+        log_odds = math.log(prior / (1.0 - prior)) + log_ratio
         return 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
 
 

@@ -27,6 +27,10 @@ class ServiceState:
         index_dir = config.get("INDEX")
         if not index_dir:
             return cls(error="No index is configured: set PHOTOCHECK_INDEX or use `photocheck serve --index DIR`.")
+        import faiss
+
+        # One search is small: OpenMP threads only add spikes when every core is answering a request.
+        faiss.omp_set_num_threads(1)
         try:
             index = LoadedIndex(index_dir)
             embedder = embedder_for_index(

@@ -56,10 +56,10 @@ def cli_index(tmp_path_factory) -> Path:
 def test_index_list_text_and_json(cli_index: Path):
     text = run("index", "list", "--index", str(cli_index)).stdout
     assert "politicians" in text and "4 faces" in text and "Politicians" in text
-    assert "match at confidence >= 0.9" in text
+    assert "match at confidence >= 0.95" in text
     listing = json.loads(run("index", "list", "--index", str(cli_index), "--json").stdout)
     assert listing["embedder"]["name"] == "dlib"
-    assert listing["confidence"]["match"] == 0.9 and listing["confidence"]["possible"] == 0.5
+    assert listing["confidence"]["match"] == 0.95 and listing["confidence"]["possible"] == 0.5
     (dataset,) = listing["datasets"]
     assert dataset["name"] == "politicians" and dataset["faces"] == 4 and dataset["bad"] == 1
     assert dataset["license"] == "CC-BY-2.0" and dataset["date"] == "2016-06"
@@ -93,7 +93,7 @@ def test_check_json_is_the_shared_answer_shape(cli_index: Path, tmp_path: Path):
             "confidence": good["results"][0]["confidence"],
         }
     ]
-    assert good["results"][0]["confidence"] >= 0.9
+    assert good["results"][0]["confidence"] >= 0.95
     assert group["faces_detected"] == 3 and group["faces"][0]["box"] == group["face"]["box"]
     assert bad["error"]["code"] == "unsupported_format" and bad["results"] == []
 

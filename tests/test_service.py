@@ -115,7 +115,7 @@ def test_privacy_headers(client):
 
 def test_datasets_endpoint(client):
     body = client.get("/api/v1/datasets").get_json()
-    assert body["thresholds"]["match"] == 0.9 and body["thresholds"]["prior"] == 0.5
+    assert body["thresholds"]["match"] == 0.95 and body["thresholds"]["prior"] == 0.5
     names = {d["name"]: d for d in body["datasets"]}
     assert names["politicians"]["disclosure_url"] == "https://example.org/politicians"
     assert names["politicians"]["faces"] == 4 and names["actors"]["faces"] == 3

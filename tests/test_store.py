@@ -175,7 +175,7 @@ def test_a_writer_killed_between_commit_steps_is_reconciled(tmp_path: Path, monk
 def test_index_type_follows_the_size():
     assert choose_index_type(10) == "IDMap2,Flat"
     assert choose_index_type(store.EXACT_SEARCH_LIMIT) == "IDMap2,Flat"
-    assert choose_index_type(1_000_000).startswith("IVF4096,")
+    assert choose_index_type(1_000_000) == "IVF4096,SQfp16"
 
 
 def face_like(rng: np.random.Generator, people: int, per_person: int, d: int = 32, spread: float = 0.5) -> np.ndarray:
@@ -190,7 +190,7 @@ def test_approximate_type_finds_the_exact_nearest_neighbour():
     vectors = face_like(rng, 4000, 5)
     ids = np.arange(100, 20_100)
     exact = build_faiss_index(vectors, ids, "IDMap2,Flat")
-    approximate = build_faiss_index(vectors, ids, "IVF256,SQ8", nprobe=32)
+    approximate = build_faiss_index(vectors, ids, "IVF256,SQfp16", nprobe=32)
     queries = vectors[rng.choice(len(vectors), 300, replace=False)] + 0.2 * unit(rng, 300, 32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     _, exact_ids = exact.search(queries, 1)
@@ -214,7 +214,12 @@ def test_a_factory_string_overrides_the_choice(tmp_path: Path):
         )
         done = s.finish_dataset(info, index_type="IVF16,Flat")
     assert done.index_type == "IVF16,Flat"
-    assert LoadedIndex(tmp_path).datasets[0].index.ntotal == 2000
+    loaded = LoadedIndex(tmp_path)
+    assert loaded.datasets[0].index.ntotal == 2000
+    # An approximate index ranks by L2 distance; the answer still comes back as cosine similarity.
+    probe = unit(np.random.default_rng(11), 2000)[5]
+    ((_, scores, _),) = loaded.search(probe, k=3)
+    assert scores[0] == pytest.approx(1.0, abs=1e-5) and scores[1] < scores[0]
 
 
 def test_readers_never_write(tmp_path: Path):
