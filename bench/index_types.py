@@ -14,8 +14,8 @@ approximate type at each nprobe, against exact search:
   from the best score alone, so a miss that returns a stranger almost as close costs little, and
   quantisation moves every score a little.
 
-It prints the smallest nprobe reaching recall@1 >= 0.99 on present queries, to set the store's
-DEFAULT_NPROBE.
+It prints the smallest nprobe reaching recall@1 >= 0.99 on present queries, to set the share of
+lists the store probes (``indexer.store.PROBED_SHARE``).
 
 The faces: people are clusters. Each identity has a centre and 1-10 photos (few people have many,
 as in scraped sets); a photo is centre + within-identity noise, L2-normalised. When LFW dlib
@@ -246,6 +246,8 @@ def index_bytes(index) -> int:
 
 def timed_searches(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, list[float]]:
     """One query at a time, as the service searches; the caller sets the thread count."""
+    from indexer.store import cosine_scores
+
     scores = np.empty((len(queries), k), np.float32)
     ids = np.empty((len(queries), k), np.int64)
     seconds = []
@@ -254,7 +256,8 @@ def timed_searches(index, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.n
         began = time.perf_counter()
         s, j = index.search(query, k)
         seconds.append(time.perf_counter() - began)
-        scores[i], ids[i] = s[0], j[0]
+        # Approximate types rank by L2 distance; compare them as the service does, as cosines.
+        scores[i], ids[i] = cosine_scores(index, s[0]), j[0]
     return scores, ids, seconds
 
 
@@ -397,7 +400,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import faiss
 
     from indexer.check import NEIGHBOURS
-    from indexer.store import DEFAULT_NPROBE, EXACT_SEARCH_LIMIT, build_faiss_index, choose_index_type
+    from indexer.store import EXACT_SEARCH_LIMIT, build_faiss_index, choose_index_type, default_nprobe
 
     quiet = args.json
     cores = os.cpu_count() or 1
@@ -512,7 +515,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "nlist": nlist,
             "skipped_nprobes": skipped,
             "exact_search_limit": EXACT_SEARCH_LIMIT,
-            "default_nprobe": DEFAULT_NPROBE,
+            "default_nprobe": default_nprobe(nlist) if nlist else None,
             "exact_timing_queries": len(timing),
             "seed": args.seed,
             "quick": args.quick,
@@ -605,7 +608,7 @@ def report(result: dict[str, Any]) -> None:
     best = result["smallest_nprobe_recall_0_99_present"]
     print(
         f"\nsmallest nprobe with recall@1 >= 0.99 on present queries: {best if best else 'none of those tried'} "
-        f"(the store's DEFAULT_NPROBE is {s['default_nprobe']})"
+        f"(the store probes {s['default_nprobe']} of {s['nlist']} lists)"
     )
     check = result["model_check"]
     if check:

@@ -245,10 +245,10 @@ def index_add(
         f"dataset {totals.name}: {'resumed, ' if summary.resumed else ''}"
         f"{summary.images} images read in {summary.seconds:.1f}s ({rate:.1f} images/s)"
         + (f", {summary.skipped} done before" if summary.skipped else ""),
-        f"  faces indexed:       {summary.faces}",
-        f"  images with no face: {summary.no_face}",
-        f"  faces too small:     {summary.too_small} images",
-        f"  bad images:          {len(summary.bad)}",
+        f"  faces indexed:             {summary.faces}",
+        f"  images with no face:       {summary.no_face}",
+        f"  images with small faces:   {summary.too_small} (every face too small to judge)",
+        f"  bad images:                {len(summary.bad)}",
     ]
     for key, code, message in summary.bad[:20]:
         lines.append(f"    {key}: {code}: {message}")

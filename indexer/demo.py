@@ -81,17 +81,30 @@ def main(index_dir: Path) -> None:
         (
             "portraits-demo",
             portraits,
-            "Public-domain portraits (demo)",
-            "Two public-domain portraits that ship with scikit-image and matplotlib.",
+            {
+                "title": "Public-domain portraits (demo)",
+                "description": "Two public-domain portraits that ship with scikit-image and matplotlib.",
+                "disclosure_url": "https://scikit-image.org/docs/stable/api/skimage.data.html",
+                "license": "public domain",
+            },
         ),
-        ("group-demo", group, "A group photo (demo)", "The group photo that ships with insightface."),
+        (
+            "group-demo",
+            group,
+            {
+                "title": "A group photo (demo)",
+                "description": "The group photo that ships with insightface's Python package.",
+                "disclosure_url": "https://github.com/deepinsight/insightface",
+                "license": "insightface package data",
+            },
+        ),
     ]
     existing = set()
     if (index_dir / MANIFEST).is_file():
         store = IndexStore(index_dir)
         existing = {d.name for d in store.datasets()}
         store.close()
-    for name, source, title, description in datasets:
+    for name, source, fields in datasets:
         if name in existing:
             continue
         summary = build_dataset(
@@ -100,12 +113,7 @@ def main(index_dir: Path) -> None:
             dataset=name,
             embedder_name="dlib",
             progress=False,
-            fields={
-                "title": title,
-                "description": description,
-                "disclosure_url": "https://github.com/",
-                "date": "2026",
-            },
+            fields=fields,
         )
         click.echo(f"{name}: {summary.dataset.faces} faces from {summary.dataset.images} images", err=True)
 

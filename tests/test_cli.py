@@ -47,7 +47,7 @@ def cli_index(tmp_path_factory) -> Path:
     )
     out = result.stdout
     assert "dataset politicians: 5 images read" in out
-    assert "faces indexed:       4" in out and "bad images:          1" in out
+    assert "faces indexed:             4" in out and "bad images:                1" in out
     assert "broken.jpg: unreadable_image" in out
     assert "embedder: dlib (dlib_face_recognition_resnet_model_v1, 128-d)" in result.stderr
     return base / "index"

@@ -233,51 +233,11 @@ def test_odd_uploads_get_clear_answers_and_the_service_stays_healthy(faces_serve
     assert faces_server.worker_pids() == pids  # no worker died on the way
 
 
-STRACE_CALLS = ",".join(
-    [
-        "open",
-        "openat",
-        "openat2",
-        "creat",
-        "rename",
-        "renameat",
-        "renameat2",
-        "unlink",
-        "unlinkat",
-        "mkdir",
-        "mkdirat",
-        "rmdir",
-        "truncate",
-        "ftruncate",
-        "link",
-        "linkat",
-        "symlink",
-        "symlinkat",
-        "write",
-        "pwrite64",
-        "writev",
-        "pwritev",
-        "pwritev2",
-    ]
-)
-
-
-MUTATING = {
-    "creat",
-    "rename",
-    "renameat",
-    "renameat2",
-    "unlink",
-    "unlinkat",
-    "mkdir",
-    "mkdirat",
-    "rmdir",
-    "truncate",
-    "link",
-    "linkat",
-    "symlink",
-    "symlinkat",
-}
+OPENS = ("open", "openat", "openat2")
+WRITES = ("write", "pwrite64", "writev", "pwritev", "pwritev2", "ftruncate")
+MUTATING = ("creat", "rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir", "truncate")
+MUTATING += ("link", "linkat", "symlink", "symlinkat")
+STRACE_CALLS = ",".join(OPENS + WRITES + MUTATING)
 
 
 def file_writes(trace: str) -> list[str]:
@@ -294,10 +254,10 @@ def file_writes(trace: str) -> list[str]:
         name, args = call.groups()
         if name in MUTATING:
             found.append(line)
-        elif name in ("open", "openat", "openat2"):
+        elif name in OPENS:
             if re.search(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC", args):
                 found.append(line)
-        elif name in ("write", "pwrite64", "writev", "pwritev", "pwritev2", "ftruncate"):
+        elif name in WRITES:
             target = re.match(r"(\d+)<([^>]*)>", args)
             path = target.group(2) if target else ""
             if target and target.group(1) not in ("1", "2") and path.startswith("/") and not path.startswith("/dev/"):
