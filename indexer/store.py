@@ -70,6 +70,7 @@ PROBED_SHARE = 1 / 8
 def default_nprobe(lists: int) -> int:
     return max(16, min(lists, round(lists * PROBED_SHARE)))
 
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
     id INTEGER PRIMARY KEY,
