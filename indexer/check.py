@@ -21,6 +21,7 @@ from . import confidence
 from .embedders import Face, FaceEmbedder, create_embedder
 from .errors import FaceNotFound, FaceTooSmall, IndexCorrupt, NoFace, PhotocheckError
 from .images import DEFAULT_MAX_PIXELS, load_image
+from .quality import assess
 from .store import DatasetInfo, IndexStore, apply_search_params, check_embedder, cosine_scores
 
 log = logging.getLogger("photocheck")
@@ -174,7 +175,8 @@ class Checker:
             answer["faces_detected"] = len(faces)
             answer["faces"] = [_face_json(f) for f in faces]
             chosen = self._choose(faces, face_number)
-            answer["face"] = {"number": chosen, "box": faces[chosen].box_list()}
+            quality = assess(pixels, faces[chosen])
+            answer["face"] = {"number": chosen, "box": faces[chosen].box_list(), "quality": quality.label}
             with stage("embed"):
                 vector = self.embedder.embed(pixels, [faces[chosen]])[0]
             del pixels
@@ -183,7 +185,7 @@ class Checker:
             del vector
             config = self.index.confidence_config
             for dataset, scores, _ids in hits:
-                value = confidence.confidence(scores, dataset.size, config)
+                value = confidence.confidence(scores, dataset.size, config, low_quality=quality.low)
                 answer["results"].append(
                     {
                         "dataset": dataset.info.name,

@@ -419,6 +419,8 @@ def _format_answer(answer: dict[str, Any]) -> str:
         f"{answer['image']}: {count} face{'s' if count != 1 else ''}; face {face['number']} at x={x} y={y} {w}x{h}"
         + (" (pick another with --face N)" if count > 1 else "")
     )
+    if face.get("quality") == "low":
+        lines.append("  the face is small or blurred: a 'no match' is less certain; a sharper, closer photo says more")
     if not answer["results"]:
         lines.append("  the index holds no datasets")
     width = max((len(r["dataset"]) for r in answer["results"]), default=0)

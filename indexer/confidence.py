@@ -42,9 +42,13 @@ class ScoreModel:
         self.tail_shape = float(impostor["tail_shape"])
         self.tail_scale = float(impostor["tail_scale"])
         self.gamma = float(document.get("gamma", 1.0))
-        recalibration = document.get("recalibration") or {}
-        self.slope = float(recalibration.get("slope", 1.0))
-        self.offset = float(recalibration.get("offset", 0.0))
+        self.recalibration = {
+            quality: (float(values.get("slope", 1.0)), float(values.get("offset", 0.0)))
+            for quality, values in (
+                ("good", document.get("recalibration") or {}),
+                ("low", document.get("recalibration_low_quality") or document.get("recalibration") or {}),
+            )
+        }
         grid = np.asarray(document["genuine"]["grid"], dtype=np.float64)
         density = np.maximum(np.asarray(document["genuine"]["density"], dtype=np.float64), 0.0)
         cumulative = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(grid))])
@@ -124,10 +128,12 @@ class ScoreModel:
         )
         return log_in - self.log_best_impostor_density(s, n)
 
-    def probability(self, s: float | np.ndarray, n: int, prior: float) -> np.ndarray:
+    def probability(self, s: float | np.ndarray, n: int, prior: float, *, low_quality: bool = False) -> np.ndarray:
         """P(in set | s, N). The likelihood ratio is recalibrated (slope, offset) as fitted on simulated
-        searches, where the model's independence assumptions make it a little too sure."""
-        log_ratio = self.slope * self.log_likelihood_ratio(s, n) + self.offset
+        searches, where the model's independence assumptions make it a little too sure; a small or
+        blurred query face has its own recalibration, fitted on degraded photos, which says less."""
+        slope, offset = self.recalibration["low" if low_quality else "good"]
+        log_ratio = slope * self.log_likelihood_ratio(s, n) + offset
         log_odds = math.log(prior / (1.0 - prior)) + log_ratio
         return 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
 
@@ -174,12 +180,12 @@ def score_model(config: dict[str, Any]) -> ScoreModel:
     return _model_from_json(json.dumps(config["score_model"], sort_keys=True))
 
 
-def confidence(scores: np.ndarray, size: int, config: dict[str, Any]) -> float:
+def confidence(scores: np.ndarray, size: int, config: dict[str, Any], *, low_quality: bool = False) -> float:
     """The probability that a dataset of ``size`` faces holds the person, from the query's best scores."""
     if size == 0 or len(scores) == 0:
         return 0.0
     model = score_model(config)
-    return float(model.probability(float(scores[0]), size, float(config["prior"])))
+    return float(model.probability(float(scores[0]), size, float(config["prior"]), low_quality=low_quality))
 
 
 def verdict(value: float, config: dict[str, Any]) -> str:

@@ -78,8 +78,16 @@ CHECK = {
         "faces": {"type": "array", "items": {"$ref": "#/components/schemas/Face"}},
         "face": {
             "type": "object",
-            "required": ["number", "box"],
-            "properties": {"number": {"type": "integer", "minimum": 0}, "box": BOX},
+            "required": ["number", "box", "quality"],
+            "properties": {
+                "number": {"type": "integer", "minimum": 0},
+                "box": BOX,
+                "quality": {
+                    "type": "string",
+                    "enum": ["good", "low"],
+                    "description": "low: the face is small or blurred, so a 'no_match' is less certain.",
+                },
+            },
             "additionalProperties": False,
         },
         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},

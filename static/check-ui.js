@@ -71,6 +71,9 @@ export const DEFAULT_STRINGS = {
     "A face in this dataset looks like the person in your photo, but it may be someone who just looks alike. " +
     "Checking another clear photo of yourself can make the answer surer.",
   explainNoMatch: "No face in this dataset looks enough like the person in your photo.",
+  lowQuality:
+    "The face in your photo is small or blurred, so the check can say less: a “Not found” is less " +
+    "certain. A sharper photo, taken closer, says more.",
   disclosureLink: "About this dataset",
   removalLink: "Ask for your photos to be removed",
   noRemoval: "This dataset names no way to ask for removal; its disclosure may name a contact.",
@@ -218,11 +221,13 @@ export function mountCheck(root, options = {}) {
   const photoArea = h("div", { class: "pc-photo-area", hidden: true }, photoFrame, previewNote, facePicker);
 
   const resultList = h("ul", { class: "pc-result-list" });
+  const qualityNote = h("p", { class: "pc-quality-note", role: "note", hidden: true, text: t("lowQuality") });
   const resultsExplained = h("p", { class: "pc-results-explained" });
   const resultsArea = h(
     "section",
     { class: "pc-results", hidden: true, "aria-labelledby": `${uid}-results` },
     heading(0, { id: `${uid}-results`, class: "pc-heading" }, t("resultsHeading")),
+    qualityNote,
     resultList,
     resultsExplained,
   );
@@ -528,6 +533,7 @@ export function mountCheck(root, options = {}) {
     drawFaces(answer.faces, answer.face.number);
     renderFacePicker(answer.faces, answer.face.number);
     renderResults(answer.results, info);
+    qualityNote.hidden = answer.face.quality !== "low";
     const done = tc("checked", answer.results.length);
     const which = t("checkedFaceOfMany", {
       count: numbers.format(answer.faces_detected),

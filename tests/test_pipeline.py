@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import FACES, LFW, copy_photos, person_photos
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from indexer.check import Checker, LoadedIndex
 from indexer.errors import DatasetExists, IndexMismatch
@@ -217,3 +217,16 @@ def test_workers_give_the_same_result(tmp_path: Path, dlib_embedder):
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_allclose(a[key], b[key], atol=1e-6)
+
+
+def test_small_or_blurred_faces_are_marked_low_quality(faces_index, dlib_embedder):
+    index_dir, _ = faces_index
+    checker = Checker(LoadedIndex(index_dir), dlib_embedder)
+    sharp = checker.check((FACES / "people" / "obama" / "obama.jpg").read_bytes())
+    small = checker.check((FACES / "edge" / "obama-240p.jpg").read_bytes())
+    blurred = io.BytesIO()
+    Image.open(FACES / "people" / "obama" / "obama.jpg").filter(ImageFilter.GaussianBlur(6)).save(blurred, "JPEG")
+    soft = checker.check(blurred.getvalue())
+    assert sharp["face"]["quality"] == "good"
+    assert small["face"]["quality"] == "low" and small["face"]["box"][2] < 64
+    assert soft["error"] is None and soft["face"]["quality"] == "low"
