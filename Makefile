@@ -33,6 +33,7 @@ test: install
 bench: install
 	$(BIN)/python bench/indexing.py
 	$(BIN)/python bench/service_latency.py
+	$(BIN)/python bench/bulk_throughput.py
 	$(BIN)/python bench/index_types.py
 
 clean:

@@ -2,12 +2,15 @@
 
 The answer holds dataset-level facts only: which datasets likely hold a photo of the person, with a
 verdict and a confidence. It never holds another person's image, URL, name, entry key or raw
-similarity.
+similarity. The one exception is asked for explicitly (``evidence=True``, for keyed bulk callers)
+and applies only to datasets added with ``--evidence``: their results then name the matched entries'
+own source references, so that the person can ask for their removal.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -29,6 +32,14 @@ log = logging.getLogger("photocheck")
 #: Neighbours fetched per dataset: the best is the candidate match, the rest describe how crowded
 #: the dataset is around the query.
 NEIGHBOURS = 64
+#: At most this many entries are named as evidence per dataset.
+EVIDENCE_LIMIT = 10
+#: Where evidence looks for each reference in an entry's own metadata, first name first.
+EVIDENCE_FIELDS = {
+    "source_url": ("source_url", "url", "page_url", "photo_url", "image_url", "flickr_url"),
+    "photo_id": ("photo_id", "image_id", "flickr_id", "id"),
+    "license": ("license", "licence", "license_name", "license_url"),
+}
 
 
 @dataclass
@@ -69,6 +80,8 @@ class LoadedIndex:
             break
         self.manifest = store.manifest
         self.datasets = datasets
+        self._metadata: IndexStore | None = None
+        self._metadata_lock = threading.Lock()
 
     @property
     def embedder_description(self) -> dict[str, Any]:
@@ -90,6 +103,13 @@ class LoadedIndex:
             "datasets": len(self.datasets),
             "faces": sum(d.size for d in self.datasets),
         }
+
+    def entry_metadata(self, face_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Entry key and the dataset's own metadata of these faces, read (read-only) from SQLite."""
+        with self._metadata_lock:
+            if self._metadata is None:
+                self._metadata = IndexStore(self.root, readonly=True)
+            return self._metadata.entry_metadata(face_ids)
 
     def search(self, vector: np.ndarray, k: int = NEIGHBOURS) -> list[tuple[DatasetIndex, np.ndarray, np.ndarray]]:
         """Within each dataset separately: its ``k`` best (scores, face ids), best first."""
@@ -163,8 +183,15 @@ class Checker:
         self.index.search(vector)
         confidence.confidence(np.array([0.5], dtype=np.float32), 10, self.index.confidence_config)
 
-    def check(self, data: bytes, *, face_number: int | None = None, timer: Timer | None = None) -> dict[str, Any]:
-        """The answer for one image; errors go into its ``error`` field, never raised."""
+    def check(
+        self, data: bytes, *, face_number: int | None = None, timer: Timer | None = None, evidence: bool = False
+    ) -> dict[str, Any]:
+        """The answer for one image; errors go into its ``error`` field, never raised.
+
+        With ``evidence``, the results of datasets that allow it (added with ``--evidence``) carry an
+        ``evidence`` list: the entries among the nearest faces whose own best similarity would reach
+        the 'possible' verdict, with their source references. Only keyed bulk callers ask for it.
+        """
         answer: dict[str, Any] = {"faces_detected": 0, "faces": [], "face": None, "results": [], "error": None}
         stage: Callable = timer.stage if timer else _no_timer
         try:
@@ -184,19 +211,45 @@ class Checker:
                 hits = self.index.search(vector)
             del vector
             config = self.index.confidence_config
-            for dataset, scores, _ids in hits:
+            for dataset, scores, ids in hits:
                 value = confidence.confidence(scores, dataset.size, config, low_quality=quality.low)
-                answer["results"].append(
-                    {
-                        "dataset": dataset.info.name,
-                        "title": dataset.info.title or dataset.info.name,
-                        "verdict": confidence.verdict(value, config),
-                        "confidence": round(value, 2),
-                    }
-                )
+                result = {
+                    "dataset": dataset.info.name,
+                    "title": dataset.info.title or dataset.info.name,
+                    "verdict": confidence.verdict(value, config),
+                    "confidence": round(value, 2),
+                }
+                if evidence and dataset.info.evidence:
+                    result["evidence"] = self._evidence(dataset, scores, ids, low_quality=quality.low)
+                answer["results"].append(result)
         except PhotocheckError as exc:
             answer["error"] = exc.as_dict()
         return answer
+
+    def _evidence(
+        self, dataset: DatasetIndex, scores: np.ndarray, ids: np.ndarray, *, low_quality: bool
+    ) -> list[dict[str, Any]]:
+        """The entries whose nearest face alone would make the verdict at least 'possible', best first."""
+        config = self.index.confidence_config
+        values = confidence.confidences(scores, dataset.size, config, low_quality=low_quality)
+        strong = [(int(i), float(v)) for i, v in zip(ids, values, strict=True) if v >= config["thresholds"]["possible"]]
+        if not strong:
+            return []
+        metadata = self.index.entry_metadata([i for i, _ in strong])
+        found: dict[str, dict[str, Any]] = {}
+        for face_id, value in strong:  # best first: an entry's first face is its best
+            entry = metadata.get(face_id)
+            if entry is None or entry["key"] in found:
+                continue
+            reference: dict[str, Any] = {"key": entry["key"]}
+            for name, candidates in EVIDENCE_FIELDS.items():
+                given = next((entry[c] for c in candidates if entry.get(c) not in (None, "")), None)
+                reference[name] = None if given is None else str(given)
+            reference["confidence"] = round(value, 2)
+            found[entry["key"]] = reference
+            if len(found) == EVIDENCE_LIMIT:
+                break
+        return list(found.values())
 
     def _choose(self, faces: list[Face], face_number: int | None) -> int:
         if not faces:

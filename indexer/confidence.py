@@ -42,11 +42,18 @@ class ScoreModel:
         self.tail_shape = float(impostor["tail_shape"])
         self.tail_scale = float(impostor["tail_scale"])
         self.gamma = float(document.get("gamma", 1.0))
+        low = document.get("low_quality") or {}
+        # A blurred query face scores lower against photos of the same person and a little higher
+        # against strangers: shifts measured on blurred LFW photos (docs/confidence.md).
+        self.shifts = {
+            "good": (0.0, 0.0),
+            "low": (float(low.get("genuine_shift", 0.0)), float(low.get("impostor_shift", 0.0))),
+        }
         self.recalibration = {
             quality: (float(values.get("slope", 1.0)), float(values.get("offset", 0.0)))
             for quality, values in (
                 ("good", document.get("recalibration") or {}),
-                ("low", document.get("recalibration_low_quality") or document.get("recalibration") or {}),
+                ("low", low.get("recalibration") or document.get("recalibration") or {}),
             )
         }
         grid = np.asarray(document["genuine"]["grid"], dtype=np.float64)
@@ -117,23 +124,25 @@ class ScoreModel:
         return np.interp(s, self.genuine_grid, self.genuine_cumulative, left=0.0, right=1.0)
 
     # -- the answer -----------------------------------------------------------------------------
-    def log_likelihood_ratio(self, s: float | np.ndarray, n: int) -> np.ndarray:
+    def log_likelihood_ratio(self, s: float | np.ndarray, n: int, *, low_quality: bool = False) -> np.ndarray:
         """log f1(s) / f0N(s): how much likelier the best score is if the person is in the set."""
         s = np.clip(np.asarray(s, dtype=np.float64), self.table_scores[0], 1.0)
-        log_cdf_rest = self.log_best_impostor_cdf(s, max(n - 1, 1)) if n > 1 else np.zeros_like(s)
-        log_density_rest = self.log_best_impostor_density(s, n - 1) if n > 1 else np.full_like(s, -np.inf)
+        genuine_shift, impostor_shift = self.shifts["low" if low_quality else "good"]
+        g, i = s - genuine_shift, s - impostor_shift  # the distributions move, the score stays
+        log_cdf_rest = self.log_best_impostor_cdf(i, max(n - 1, 1)) if n > 1 else np.zeros_like(s)
+        log_density_rest = self.log_best_impostor_density(i, n - 1) if n > 1 else np.full_like(s, -np.inf)
         log_in = np.logaddexp(
-            np.log(np.maximum(self.genuine_pdf(s), _FLOOR)) + log_cdf_rest,
-            np.log(np.maximum(self.genuine_cdf(s), _FLOOR)) + log_density_rest,
+            np.log(np.maximum(self.genuine_pdf(g), _FLOOR)) + log_cdf_rest,
+            np.log(np.maximum(self.genuine_cdf(g), _FLOOR)) + log_density_rest,
         )
-        return log_in - self.log_best_impostor_density(s, n)
+        return log_in - self.log_best_impostor_density(i, n)
 
     def probability(self, s: float | np.ndarray, n: int, prior: float, *, low_quality: bool = False) -> np.ndarray:
         """P(in set | s, N). The likelihood ratio is recalibrated (slope, offset) as fitted on simulated
-        searches, where the model's independence assumptions make it a little too sure; a small or
-        blurred query face has its own recalibration, fitted on degraded photos, which says less."""
+        searches, where the model's independence assumptions make it a little too sure; a blurred query
+        face has its own shifted distributions and recalibration, fitted on blurred photos."""
         slope, offset = self.recalibration["low" if low_quality else "good"]
-        log_ratio = slope * self.log_likelihood_ratio(s, n) + offset
+        log_ratio = slope * self.log_likelihood_ratio(s, n, low_quality=low_quality) + offset
         log_odds = math.log(prior / (1.0 - prior)) + log_ratio
         return 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
 
@@ -186,6 +195,15 @@ def confidence(scores: np.ndarray, size: int, config: dict[str, Any], *, low_qua
         return 0.0
     model = score_model(config)
     return float(model.probability(float(scores[0]), size, float(config["prior"]), low_quality=low_quality))
+
+
+def confidences(scores: np.ndarray, size: int, config: dict[str, Any], *, low_quality: bool = False) -> np.ndarray:
+    """For each score, the confidence the dataset would get if that score were the best one."""
+    if size == 0 or len(scores) == 0:
+        return np.zeros(len(scores))
+    model = score_model(config)
+    values = model.probability(np.asarray(scores, np.float64), size, float(config["prior"]), low_quality=low_quality)
+    return np.asarray(values, dtype=np.float64)
 
 
 def verdict(value: float, config: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from indexer.errors import PhotocheckError
 
+from . import widget
 from .api import STATUS, api, error_response
 from .config import DEFAULTS
 from .pages import pages
@@ -80,8 +81,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(api)
     app.register_blueprint(pages)
+    widget.init_app(app)  # before the limiter and the headers: see service/widget.py
     limiter = Limiter(get_remote_address, app=app)
     app.view_functions["api.check"] = limiter.limit(lambda: app.config["RATE_LIMIT"])(app.view_functions["api.check"])
+    from .bulk import register_bulk  # POST /api/v1/bulk: keyed, limited per key (service/bulk.py)
+
+    register_bulk(app, limiter)
 
     _register_errors(app)
     _register_headers(app)

@@ -17,6 +17,7 @@ api = Blueprint("api", __name__, url_prefix="/api/v1")
 STATUS = {
     "malformed_request": 400,
     "unreadable_image": 400,
+    "origin_not_allowed": 403,
     "not_found": 404,
     "method_not_allowed": 405,
     "image_too_large": 413,

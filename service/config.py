@@ -19,4 +19,13 @@ DEFAULTS = {
     "TRUSTED_PROXIES": 0,
     # Whether the access log holds client IP addresses (read by the gunicorn config too).
     "LOG_CLIENT_IP": False,
+    # The sites allowed to embed the check (/widget.js) and call the API from their pages: a comma-separated
+    # list of origins, e.g. "https://example.org,https://www.example.org"; "*" for any site; "" for none.
+    # API requests from other sites' pages get 403 before their upload is read (see service/widget.py).
+    "WIDGET_ORIGINS": "",
+    # Bulk checks (POST /api/v1/bulk, with an API key): the keys database (default <INDEX>/keys.sqlite),
+    # the most images per request, and the most bytes per request (the single check keeps MAX_UPLOAD_MB).
+    "KEYS_DB": None,
+    "BULK_MAX_IMAGES": 20,
+    "BULK_MAX_UPLOAD_MB": 100,
 }

@@ -30,6 +30,7 @@ ERROR = {
         },
         "faces_detected": {"type": "integer", "minimum": 0},
         "faces": {"type": "array", "items": {"$ref": "#/components/schemas/Face"}},
+        "max_images": {"type": "integer", "description": "With too_many_images: the most photos a bulk request takes."},
     },
 }
 
@@ -135,6 +136,78 @@ DATASETS = {
 }
 
 
+EVIDENCE = {
+    "type": "object",
+    "description": "A matched entry of the dataset, named by the dataset's own metadata, for a removal request.",
+    "required": ["key", "source_url", "photo_id", "license", "confidence"],
+    "properties": {
+        "key": {"type": "string", "description": "The entry's key in the dataset (its path or manifest key)."},
+        "source_url": {"type": ["string", "null"]},
+        "photo_id": {"type": ["string", "null"]},
+        "license": {"type": ["string", "null"]},
+        "confidence": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 1,
+            "description": "The confidence this entry alone would give; at least the 'possible' threshold.",
+        },
+    },
+    "additionalProperties": False,
+}
+
+BULK_RESULT = {
+    "type": "object",
+    "required": ["dataset", "title", "verdict", "confidence"],
+    "properties": {
+        **RESULT["properties"],
+        "evidence": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/Evidence"},
+            "description": "Only for datasets added with --evidence: the matched entries, best first (at most 10).",
+        },
+    },
+    "additionalProperties": False,
+}
+
+BULK_ITEM = {
+    "type": "object",
+    "required": ["id", "faces_detected", "faces", "face", "results", "error"],
+    "properties": {
+        "id": {"type": "string", "description": "The filename of the photo's multipart part."},
+        "faces_detected": {"type": "integer", "minimum": 0},
+        "faces": {"type": "array", "items": {"$ref": "#/components/schemas/Face"}},
+        "face": {"oneOf": [{"type": "null"}, CHECK["properties"]["face"]]},
+        "results": {"type": "array", "items": {"$ref": "#/components/schemas/BulkResult"}},
+        "error": {
+            "oneOf": [
+                {"type": "null"},
+                {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    "additionalProperties": False,
+                },
+            ],
+            "description": "This photo's own error (no face, not an image...); the other photos are answered.",
+        },
+    },
+    "additionalProperties": False,
+}
+
+BULK = {
+    "type": "object",
+    "required": ["index", "results"],
+    "properties": {
+        "index": {"$ref": "#/components/schemas/Index"},
+        "results": {"type": "array", "items": {"$ref": "#/components/schemas/BulkItem"}},
+    },
+    "additionalProperties": False,
+}
+
+
+FOREIGN_ORIGIN = "A page on another site that PHOTOCHECK_WIDGET_ORIGINS does not list (origin_not_allowed)."
+
+
 def _json(schema: str, description: str) -> dict[str, Any]:
     return {
         "description": description,
@@ -197,8 +270,53 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                         "400": _error("Malformed request, or an image that cannot be read."),
                         "413": _error(f"Upload over {limit_mb} MB, or an image with too many pixels."),
                         "415": _error("Not an image format photocheck reads (PDF, SVG, ...)."),
+                        "403": _error(FOREIGN_ORIGIN),
                         "422": _error("No face, a face too small to judge, or no such face number."),
                         "429": _error("Rate limit reached; see the Retry-After header."),
+                        "503": _error("The index is not loaded yet."),
+                    },
+                }
+            },
+            "/api/v1/bulk": {
+                "post": {
+                    "operationId": "bulk",
+                    "summary": "Check many photos at once (API key needed)",
+                    "description": (
+                        "For organisations checking their members' photos, with their consent. Each photo is a "
+                        "multipart field 'image' whose filename is its id; the answer holds one result per photo, "
+                        "in the order sent, each with its own error if it could not be checked. Datasets added "
+                        "with --evidence also name the matched entries' sources. Each key has its own rate limit, "
+                        "counted in requests."
+                    ),
+                    "security": [{"apiKey": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "multipart/form-data": {
+                                "schema": {
+                                    "type": "object",
+                                    "required": ["image"],
+                                    "properties": {
+                                        "image": {
+                                            "type": "array",
+                                            "items": {"type": "string", "format": "binary"},
+                                            "minItems": 1,
+                                            "maxItems": int(config.get("BULK_MAX_IMAGES", 20)),
+                                        }
+                                    },
+                                }
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("BulkAnswer", "One answer per photo, in the order sent."),
+                        "400": _error("Malformed request (no photo, not multipart, a part without a filename)."),
+                        "401": _error("No key, an unknown key or a revoked key (missing_key, bad_key, revoked_key)."),
+                        "413": _error(
+                            f"More than {config.get('BULK_MAX_IMAGES', 20)} photos (too_many_images, with "
+                            f"max_images) or over {config.get('BULK_MAX_UPLOAD_MB', 100)} MB (upload_too_large)."
+                        ),
+                        "429": _error("This key's rate limit is reached; see the Retry-After header."),
                         "503": _error("The index is not loaded yet."),
                     },
                 }
@@ -207,7 +325,11 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                 "get": {
                     "operationId": "datasets",
                     "summary": "The datasets, their disclosure and removal links, and the verdict thresholds",
-                    "responses": {"200": _json("Datasets", "What the index holds."), "503": _error("Not loaded.")},
+                    "responses": {
+                        "200": _json("Datasets", "What the index holds."),
+                        "403": _error(FOREIGN_ORIGIN),
+                        "503": _error("Not loaded."),
+                    },
                 }
             },
             "/api/v1/openapi.json": {
@@ -227,6 +349,17 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                 "Dataset": DATASET,
                 "Datasets": DATASETS,
                 "Error": ERROR,
-            }
+                "Evidence": EVIDENCE,
+                "BulkResult": BULK_RESULT,
+                "BulkItem": BULK_ITEM,
+                "BulkAnswer": BULK,
+            },
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key from `photocheck keys create`: 'Authorization: Bearer pck_...'.",
+                }
+            },
         },
     }

@@ -245,7 +245,10 @@ export function mountCheck(root, options = {}) {
   const container = h(
     "div",
     { class: "pc-check" },
-    options.stylesheet ? h("link", { rel: "stylesheet", href: options.stylesheet }) : null,
+    // Fetched without cookies or a Referer, like the API calls (on another origin, that needs CORS).
+    options.stylesheet
+      ? h("link", { rel: "stylesheet", href: options.stylesheet, crossorigin: "anonymous", referrerpolicy: "no-referrer" })
+      : null,
     h("div", { class: "pc-start" }, dropZone, privacyNote),
     cameraPanel,
     statusLine,

@@ -219,7 +219,9 @@ def test_workers_give_the_same_result(tmp_path: Path, dlib_embedder):
         np.testing.assert_allclose(a[key], b[key], atol=1e-6)
 
 
-def test_small_or_blurred_faces_are_marked_low_quality(faces_index, dlib_embedder):
+def test_blurred_faces_are_marked_low_quality_and_small_sharp_ones_are_not(faces_index, dlib_embedder):
+    """dlib's scores barely change on sharp faces down to about 44 pixels (docs/confidence.md); blur
+    is what weakens them."""
     index_dir, _ = faces_index
     checker = Checker(LoadedIndex(index_dir), dlib_embedder)
     sharp = checker.check((FACES / "people" / "obama" / "obama.jpg").read_bytes())
@@ -228,5 +230,5 @@ def test_small_or_blurred_faces_are_marked_low_quality(faces_index, dlib_embedde
     Image.open(FACES / "people" / "obama" / "obama.jpg").filter(ImageFilter.GaussianBlur(6)).save(blurred, "JPEG")
     soft = checker.check(blurred.getvalue())
     assert sharp["face"]["quality"] == "good"
-    assert small["face"]["quality"] == "low" and small["face"]["box"][2] < 64
+    assert small["face"]["quality"] == "good" and small["face"]["box"][2] < 64
     assert soft["error"] is None and soft["face"]["quality"] == "low"
