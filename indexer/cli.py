@@ -96,6 +96,20 @@ model_root_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON only, on stdout.")
 
 
+def embedder_option(help_text: str):
+    return click.option(
+        "--embedder",
+        type=click.Choice(["auto", "dlib", "insightface"]),
+        default="auto",
+        show_default=True,
+        help=help_text,
+    )
+
+
+def workers_option(help_text: str):
+    return click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help=help_text)
+
+
 def _embedder_options(device: str, model_root: str | None, **extra: Any) -> dict[str, Any]:
     return {"device": device, "model_root": model_root, **{k: v for k, v in extra.items() if v is not None}}
 
@@ -129,16 +143,10 @@ def index() -> None:
     help="How SOURCE is laid out.",
 )
 @click.option("--path-column", help="Manifest column holding image paths (default: path, file, filename, image...).")
-@click.option(
-    "--embedder",
-    type=click.Choice(["auto", "dlib", "insightface"]),
-    default="auto",
-    show_default=True,
-    help="auto: insightface when its pack is on disk, else dlib. An existing index keeps its own.",
-)
+@embedder_option("auto: insightface when its pack is on disk, else dlib. An existing index keeps its own.")
 @device_option
 @model_root_option
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes reading images.")
+@workers_option("Processes reading images.")
 @click.option("--index-type", help="A FAISS factory string overriding the size-based choice, e.g. 'IVF1024,Flat'.")
 @click.option("--upsample", type=click.IntRange(0, 3), help="dlib HOG: upsample the image N times to find small faces.")
 @click.option(
@@ -507,16 +515,10 @@ def check(
 @click.option("--seed", type=int, default=0, show_default=True, help="Which half of the people is enrolled.")
 @click.option("--max-photos", type=click.IntRange(1), help="Enrol at most this many photos per person.")
 @click.option("--distractors", type=click.IntRange(0), help="Enrol at most this many one-photo people (default: all).")
-@click.option(
-    "--embedder",
-    type=click.Choice(["auto", "dlib", "insightface"]),
-    default="auto",
-    show_default=True,
-    help="The embedder to measure.",
-)
+@embedder_option("The embedder to measure.")
 @device_option
 @model_root_option
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Processes embedding photos.")
+@workers_option("Processes embedding photos.")
 @click.option("--prior", type=click.FloatRange(0.001, 0.999), help="Prior for the confidence (default 0.5).")
 @click.option(
     "--score-model",

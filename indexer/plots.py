@@ -29,6 +29,15 @@ def _save(plt, figure, path: Path) -> Path:
     return path
 
 
+def _two_histograms(
+    axes, scores: np.ndarray, positive: np.ndarray, labels: tuple[str, str], *, low: float, bins: int, density: bool
+) -> None:
+    """Impostor-like scores in red, genuine-like in green, on shared bins."""
+    edges = np.linspace(min(scores.min(), low), 1.0, bins)
+    axes.hist(scores[~positive], bins=edges, alpha=0.6, color=COLOURS["impostor"], label=labels[0], density=density)
+    axes.hist(scores[positive], bins=edges, alpha=0.6, color=COLOURS["genuine"], label=labels[1], density=density)
+
+
 def reliability_diagram(table: list[dict], ece: float, title: str, path: Path) -> Path:
     plt, figure, axes = _figure(5.2, 5.0)
     axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
@@ -75,9 +84,7 @@ def pairs_plots(report: PairsReport, directory: Path, name: str) -> list[Path]:
     paths.append(_save(plt, figure, directory / f"{name}-det.png"))
 
     plt, figure, axes = _figure()
-    bins = np.linspace(min(scores.min(), 0.6), 1.0, 80)
-    axes.hist(scores[~labels], bins=bins, alpha=0.6, color=COLOURS["impostor"], label="different people", density=True)
-    axes.hist(scores[labels], bins=bins, alpha=0.6, color=COLOURS["genuine"], label="same person", density=True)
+    _two_histograms(axes, scores, labels, ("different people", "same person"), low=0.6, bins=80, density=True)
     for verdict in ("match", "possible"):
         axes.axvline(
             report.score_thresholds[verdict],
@@ -129,11 +136,15 @@ def identities_plots(report: IdentitiesReport, directory: Path, name: str) -> li
     paths.append(_save(plt, figure, directory / f"{name}-fnir-fpir.png"))
 
     plt, figure, axes = _figure()
-    bins = np.linspace(min(report.best.min(), 0.8), 1.0, 60)
-    axes.hist(
-        report.best[~report.present], bins=bins, alpha=0.6, color=COLOURS["impostor"], label="absent: best stranger"
+    _two_histograms(
+        axes,
+        report.best,
+        report.present,
+        ("absent: best stranger", "present: best face"),
+        low=0.8,
+        bins=60,
+        density=False,
     )
-    axes.hist(report.best[report.present], bins=bins, alpha=0.6, color=COLOURS["genuine"], label="present: best face")
     axes.set_xlabel("best cosine similarity in the gallery")
     axes.set_ylabel("people searched")
     axes.set_title("Best scores of present and absent people")

@@ -43,7 +43,7 @@ def _encode(image: Image.Image, fmt: str, **params) -> bytes:
     return buffer.getvalue()
 
 
-def _png_claiming(width: int, height: int) -> bytes:
+def png_claiming(width: int, height: int) -> bytes:
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -66,7 +66,7 @@ def cases(photo: Path = DEFAULT_PHOTO) -> Iterator[Upload]:
     yield Upload("truncated JPEG", jpeg[: len(jpeg) // 3], expect=(400,), code="unreadable_image")
     yield Upload(
         "PNG decompression bomb (60000 x 60000 claimed)",
-        _png_claiming(60_000, 60_000),
+        png_claiming(60_000, 60_000),
         "image/png",
         expect=(413,),
         code="image_too_large",
@@ -144,7 +144,7 @@ def cases(photo: Path = DEFAULT_PHOTO) -> Iterator[Upload]:
     yield Upload(
         "ZIP archive holding a photo", archive.getvalue(), "application/zip", expect=(415,), code="unsupported_format"
     )
-    yield Upload("PNG header claiming 0 x 0", _png_claiming(0, 0), "image/png", expect=(400,), code="unreadable_image")
+    yield Upload("PNG header claiming 0 x 0", png_claiming(0, 0), "image/png", expect=(400,), code="unreadable_image")
     broken_exif = jpeg[:2] + b"\xff\xe1\x00\x10Exif\x00\x00MM\x00*\xff\xff\xff\xff" + jpeg[2:]
     yield Upload("JPEG with a corrupt EXIF block", broken_exif, expect=(200, 400))
     yield Upload(

@@ -785,34 +785,30 @@ def test_no_file_is_touched_while_answering_bulk_checks(lfw, server, tmp_path):
 
 @pytest.mark.browser
 def test_the_html_summary_renders_offline_in_chromium(finished_run, lfw):
-    from playwright.sync_api import expect, sync_playwright
-    from test_page import CHROMIUM_ARGS, chromium_path
+    from browser import chromium
+    from playwright.sync_api import expect
 
     html_file = finished_run["report"].with_suffix(".html")
     assert html_file.is_file()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport={"width": 1100, "height": 1000}, offline=True)
-            page = context.new_page()
-            requested, problems = [], []
-            page.on("request", lambda r: requested.append(r.url))
-            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: problems.append(str(e)))
-            page.on("dialog", lambda d: problems.append(f"dialog: {d.message}"))
-            page.goto(html_file.as_uri())
-            expect(page.locator("h1")).to_have_text("Bulk check report")
-            expect(page.locator("svg rect").first).to_be_visible()
-            expect(page.locator("td.id", has_text=HOSTILE)).to_have_count(1)  # shown as text, not run
-            assert page.locator("img").count() == 0 and page.locator("script").count() == 0
-            evidence = page.locator("ul.evidence a").first
-            expect(evidence).to_have_attribute("href", re.compile(r"^https://photos\.example\.org/p/lfw-\d{5}$"))
-            expect(evidence).to_have_attribute("rel", "noreferrer noopener")
-            counts = page.locator("table").first.locator("tbody tr")
-            expect(counts).to_have_count(2)
-            SCREENSHOT.parent.mkdir(exist_ok=True)
-            page.screenshot(path=SCREENSHOT)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1100, "height": 1000}, offline=True)
+        page = context.new_page()
+        requested, problems = [], []
+        page.on("request", lambda r: requested.append(r.url))
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("dialog", lambda d: problems.append(f"dialog: {d.message}"))
+        page.goto(html_file.as_uri())
+        expect(page.locator("h1")).to_have_text("Bulk check report")
+        expect(page.locator("svg rect").first).to_be_visible()
+        expect(page.locator("td.id", has_text=HOSTILE)).to_have_count(1)  # shown as text, not run
+        assert page.locator("img").count() == 0 and page.locator("script").count() == 0
+        evidence = page.locator("ul.evidence a").first
+        expect(evidence).to_have_attribute("href", re.compile(r"^https://photos\.example\.org/p/lfw-\d{5}$"))
+        expect(evidence).to_have_attribute("rel", "noreferrer noopener")
+        counts = page.locator("table").first.locator("tbody tr")
+        expect(counts).to_have_count(2)
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        page.screenshot(path=SCREENSHOT)
     assert all(url.startswith("file://") for url in requested), requested
     assert problems == []

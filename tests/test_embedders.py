@@ -184,3 +184,12 @@ def test_cuda_that_does_not_start_falls_back_to_cpu_and_says_so(test_pack_root, 
     strict = create_embedder("insightface", model_root=str(test_pack_root), device="cuda")
     with pytest.raises(DeviceUnavailable, match="--device cpu"):
         strict.load()
+
+
+def test_dlib_cnn_detector_is_an_option():
+    cnn = create_embedder("dlib", detector="cnn", upsample=0)
+    pixels = pixels_of(FACES / "edge" / "obama_small.jpg")  # 320 x 240: quick even for the CNN on a CPU
+    (face,) = cnn.detect(pixels)
+    (hog_face,) = create_embedder("dlib").detect(pixels)
+    assert face.score > 0.5 and np.allclose(face.box[:2], hog_face.box[:2], atol=25)
+    assert cnn.embed(pixels, [face]).shape == (1, 128)

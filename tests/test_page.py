@@ -4,7 +4,6 @@ errors in words, the camera's absence explained, and nothing sent, kept or logge
 from __future__ import annotations
 
 import io
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,22 +13,15 @@ from urllib.parse import urlsplit
 import jinja2
 import pytest
 import requests
+from browser import chromium
 from conftest import FACES, ROOT
 from PIL import Image
-from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect
 
 pytestmark = pytest.mark.browser
 
 expect.set_options(timeout=15_000)  # a check takes about a second on a small machine
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DESKTOP = {"width": 1100, "height": 900}
 PHONE = {"width": 360, "height": 740}
 
@@ -57,14 +49,6 @@ url => new Promise((resolve) => {
   image.src = url;
 })
 """
-
-
-def chromium_path() -> str | None:
-    """Debian's Chromium where there is one; otherwise Playwright's own browser."""
-    configured = os.environ.get("PHOTOCHECK_CHROMIUM")
-    if configured:
-        return configured
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
 
 
 def origin(url: str) -> str:
@@ -114,10 +98,8 @@ class Visit:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from browser import chromium
 from conftest import FACES, ROOT
-from odd_uploads import _png_claiming
-from playwright.sync_api import Browser, Page, Request, expect, sync_playwright
+from odd_uploads import png_claiming
+from playwright.sync_api import Browser, Page, Request, expect
 from servers import serve
 
 from service import create_app
@@ -89,7 +90,7 @@ def test_a_listed_origin_may_read_the_api_and_the_widgets_files(client):
 
 def test_an_unlisted_origin_is_refused_before_its_upload_is_read(app, client, monkeypatch):
     garbage = bytes(range(256)) * (20 * 4096)  # 20 MB: over the 15 MB limit
-    bomb = _png_claiming(60_000, 60_000)
+    bomb = png_claiming(60_000, 60_000)
     pdf = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF"
     uploads = {"garbage": (garbage, 413), "bomb": (bomb, 413), "pdf": (pdf, 415), "photo": (OBAMA.read_bytes(), 200)}
     # Without an Origin (curl, the CLI) each is read and judged.
@@ -197,14 +198,6 @@ def test_the_widget_page(client):
 
 # -- the widget in Chromium, on pages of other origins -----------------------------------------
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SNIPPET = """<div data-photocheck {attributes}><a href="{service}/">Check your photos on photocheck</a></div>
 <script src="{service}/widget.js" defer crossorigin="anonymous" referrerpolicy="no-referrer"></script>"""
 
@@ -315,10 +308,8 @@ def sites(faces_index, tmp_path_factory) -> Iterator[Sites]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
 
 
 @dataclass
