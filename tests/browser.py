@@ -37,3 +37,14 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+def screenshot_path(name: str, fallback: Path) -> Path:
+    """Where a test's screenshot goes: ``docs/NAME`` when PHOTOCHECK_UPDATE_DOCS=1 (to refresh the
+    pictures the README shows), else ``fallback``, so that a test run leaves the checkout as it was."""
+    if os.environ.get("PHOTOCHECK_UPDATE_DOCS") == "1":
+        path = Path(__file__).resolve().parents[1] / "docs" / name
+    else:
+        path = fallback / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -26,7 +26,7 @@ import jsonschema
 import pytest
 import requests
 from click.testing import CliRunner
-from conftest import LFW, ROOT, person_photos
+from conftest import LFW, person_photos
 from PIL import Image
 from servers import serve
 
@@ -39,7 +39,6 @@ from service import create_app
 MEMBERS = 200
 HOSTILE = "<img src=x onerror=alert(1)>.jpg"
 BAD = "not-a-photo.jpg"
-SCREENSHOT = ROOT / "docs" / "bulk-report.png"
 runner = CliRunner()
 
 
@@ -784,8 +783,8 @@ def test_no_file_is_touched_while_answering_bulk_checks(lfw, server, tmp_path):
 
 
 @pytest.mark.browser
-def test_the_html_summary_renders_offline_in_chromium(finished_run, lfw):
-    from browser import chromium
+def test_the_html_summary_renders_offline_in_chromium(finished_run, lfw, tmp_path):
+    from browser import chromium, screenshot_path
     from playwright.sync_api import expect
 
     html_file = finished_run["report"].with_suffix(".html")
@@ -808,7 +807,6 @@ def test_the_html_summary_renders_offline_in_chromium(finished_run, lfw):
         expect(evidence).to_have_attribute("rel", "noreferrer noopener")
         counts = page.locator("table").first.locator("tbody tr")
         expect(counts).to_have_count(2)
-        SCREENSHOT.parent.mkdir(exist_ok=True)
-        page.screenshot(path=SCREENSHOT)
+        page.screenshot(path=screenshot_path("bulk-report.png", tmp_path))
     assert all(url.startswith("file://") for url in requested), requested
     assert problems == []

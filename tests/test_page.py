@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import jinja2
 import pytest
 import requests
-from browser import chromium
+from browser import chromium, screenshot_path
 from conftest import FACES, ROOT
 from PIL import Image
 from playwright.sync_api import Browser, ConsoleMessage, Page, Response, expect
@@ -28,7 +28,6 @@ PHONE = {"width": 360, "height": 740}
 OBAMA = FACES / "people" / "obama" / "obama4.jpg"  # held out of `politicians`
 STRANGER = FACES / "people" / "alex_lacamoire" / "img1.jpg"  # in no dataset
 GROUP = FACES / "groups" / "kit_with_rose.jpg"  # both faces are in `actors`
-SCREENSHOT = ROOT / "docs" / "page.png"
 
 # Every file a test here uploads; none of these names may reach the server's log.
 UPLOADED = {OBAMA.name, STRANGER.name, GROUP.name, "statement.pdf", "blank.png"}
@@ -189,7 +188,7 @@ def test_a_photo_gets_its_face_outlined_and_a_verdict_per_dataset(visit: Visit):
     assert page.evaluate(REVOKED, first_photo)
 
 
-def test_a_second_face_is_picked_by_keyboard_and_checked(visit: Visit):
+def test_a_second_face_is_picked_by_keyboard_and_checked(visit: Visit, tmp_path):
     page = visit.page
     visit.open()
     answer = visit.upload(GROUP)
@@ -218,8 +217,7 @@ def test_a_second_face_is_picked_by_keyboard_and_checked(visit: Visit):
     # test photos are not to be copied into the repository, not even inside a screenshot.
     page.evaluate("document.activeElement.blur()")
     page.locator(".pc-photo img").evaluate("image => { image.style.filter = 'blur(14px)'; }")
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=SCREENSHOT, full_page=True)
+    page.screenshot(path=screenshot_path("page.png", tmp_path), full_page=True)
 
 
 def test_the_apis_error_message_is_shown(visit: Visit, tmp_path: Path, faces_server):

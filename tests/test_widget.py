@@ -16,8 +16,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from browser import chromium
-from conftest import FACES, ROOT
+from browser import chromium, screenshot_path
+from conftest import FACES
 from odd_uploads import png_claiming
 from playwright.sync_api import Browser, Page, Request, expect
 from servers import serve
@@ -27,7 +27,6 @@ from service.widget import normalise_origin, parse_origins
 
 OBAMA = FACES / "people" / "obama" / "obama4.jpg"  # held out of `politicians`
 GROUP = FACES / "groups" / "kit_with_rose.jpg"  # both faces are in `actors`
-SCREENSHOT = ROOT / "docs" / "widget.png"
 LISTED = "https://news.example"
 UNLISTED = "https://elsewhere.example"
 
@@ -403,7 +402,7 @@ def test_the_widget_checks_a_photo_on_a_listed_site_and_keeps_to_itself(visit: V
     assert not visit.errors and not [line for line in visit.console if line.startswith("error")], visit.console
 
 
-def test_a_photo_with_two_faces_on_a_themed_host_page(visit: Visit, sites: Sites):
+def test_a_photo_with_two_faces_on_a_themed_host_page(visit: Visit, sites: Sites, tmp_path):
     page = visit.page
     page.goto(f"{sites.allowed}/nice.html")
     widget = page.locator("[data-photocheck]")
@@ -430,8 +429,7 @@ def test_a_photo_with_two_faces_on_a_themed_host_page(visit: Visit, sites: Sites
     # The picture for the README, with the test photo blurred (it is not to be copied into the repository).
     page.evaluate("document.activeElement.blur()")
     widget.locator(".pc-photo img").evaluate("image => { image.style.filter = 'blur(14px)'; }")
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=SCREENSHOT, full_page=True)
+    page.screenshot(path=screenshot_path("widget.png", tmp_path), full_page=True)
 
 
 def test_a_site_that_is_not_listed_gets_no_answer(visit: Visit, sites: Sites):
