@@ -96,6 +96,19 @@ model_root_option = click.option(
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON only, on stdout.")
 
 
+source_format_option = click.option(
+    "--format",
+    "source_format",
+    type=click.Choice(["auto", "folder", "manifest", "webdataset"]),
+    default="auto",
+    show_default=True,
+    help="How SOURCE is laid out.",
+)
+path_column_option = click.option(
+    "--path-column", help="Manifest column holding image paths (default: path, file, filename, image...)."
+)
+
+
 def embedder_option(help_text: str):
     return click.option(
         "--embedder",
@@ -134,15 +147,8 @@ def index() -> None:
 @click.option(
     "--evidence/--no-evidence", default=False, help="Allow keyed bulk callers to see matched entries' sources."
 )
-@click.option(
-    "--format",
-    "source_format",
-    type=click.Choice(["auto", "folder", "manifest", "webdataset"]),
-    default="auto",
-    show_default=True,
-    help="How SOURCE is laid out.",
-)
-@click.option("--path-column", help="Manifest column holding image paths (default: path, file, filename, image...).")
+@source_format_option
+@path_column_option
 @embedder_option("auto: insightface when its pack is on disk, else dlib. An existing index keeps its own.")
 @device_option
 @model_root_option
@@ -857,15 +863,8 @@ def keys_revoke(index_dir: Path | None, keys_db: Path | None, as_json: bool, key
 @click.option(
     "--timeout", type=click.FloatRange(1), default=300, show_default=True, help="Seconds to wait for one request."
 )
-@click.option(
-    "--format",
-    "source_format",
-    type=click.Choice(["auto", "folder", "manifest", "webdataset"]),
-    default="auto",
-    show_default=True,
-    help="How SOURCE is laid out.",
-)
-@click.option("--path-column", help="Manifest column holding image paths (default: path, file, filename, image...).")
+@source_format_option
+@path_column_option
 @device_option
 @model_root_option
 @click.option("--no-html", is_flag=True, help="Do not write the HTML summary.")
