@@ -180,13 +180,20 @@ def default_config(embedder: dict[str, Any], *, prior: float | None = None) -> d
     }
 
 
-@cache
-def _model_from_json(text: str) -> ScoreModel:
-    return ScoreModel(json.loads(text))
+#: Built score models by the identity of their document (a loaded index keeps one for its lifetime),
+#: so that a check does not rebuild or re-serialise one per dataset. The document is held too, so an
+#: id is never reused for another while cached.
+_MODELS: dict[int, tuple[dict[str, Any], ScoreModel]] = {}
 
 
 def score_model(config: dict[str, Any]) -> ScoreModel:
-    return _model_from_json(json.dumps(config["score_model"], sort_keys=True))
+    document = config["score_model"]
+    cached = _MODELS.get(id(document))
+    if cached is None or cached[0] is not document:
+        if len(_MODELS) > 64:
+            _MODELS.clear()
+        cached = _MODELS[id(document)] = (document, ScoreModel(document))
+    return cached[1]
 
 
 def confidence(scores: np.ndarray, size: int, config: dict[str, Any], *, low_quality: bool = False) -> float:
