@@ -46,11 +46,11 @@ def write_manifest(path: Path, rows: list[dict[str, str]]) -> Path:
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=Path("demo/index"), show_default=True)
 def main(index_dir: Path) -> None:
     """Build the demo index (again, if it exists) and say what to try next."""
-    from .cli import _setup_logging
+    from .cli.common import setup_logging
     from .pipeline import build_dataset
     from .store import MANIFEST, IndexStore
 
-    _setup_logging(0, quiet=True)
+    setup_logging(0, quiet=True)
     photos = package_photos()
     missing = [str(p) for p in photos.values() if not p.is_file()]
     if missing:

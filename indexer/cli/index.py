@@ -1,0 +1,309 @@
+"""photocheck index: add, list, set-confidence, remove."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from .common import (
+    DATE_PATTERN,
+    device_option,
+    echo_json,
+    embedder_option,
+    embedder_options,
+    err,
+    index_option,
+    json_option,
+    model_root_option,
+    path_column_option,
+    source_format_option,
+    workers_option,
+)
+
+
+@click.group()
+def index() -> None:
+    """Build and inspect an index of disclosed datasets."""
+
+
+@index.command("add")
+@index_option
+@click.option("--dataset", required=True, help="Short name of the dataset, e.g. megaface.")
+@click.option("--title", help="Human title, e.g. 'MegaFace (University of Washington, 2016)'.")
+@click.option("--description", help="What the set is and who used it.")
+@click.option("--disclosure-url", help="Where the set's use was disclosed.")
+@click.option("--removal-url", help="Where a person can ask to be removed.")
+@click.option("--date", help="When the set was published or disclosed (YYYY, YYYY-MM or YYYY-MM-DD).")
+@click.option("--license", "license_", help="The licence the set was published under.")
+@click.option(
+    "--evidence/--no-evidence", default=False, help="Allow keyed bulk callers to see matched entries' sources."
+)
+@source_format_option
+@path_column_option
+@embedder_option("auto: insightface when its pack is on disk, else dlib. An existing index keeps its own.")
+@device_option
+@model_root_option
+@workers_option("Processes reading images.")
+@click.option("--index-type", help="A FAISS factory string overriding the size-based choice, e.g. 'IVF1024,Flat'.")
+@click.option("--upsample", type=click.IntRange(0, 3), help="dlib HOG: upsample the image N times to find small faces.")
+@click.option(
+    "--dlib-detector", type=click.Choice(["hog", "cnn"]), help="dlib face detector (cnn is slower, finds more)."
+)
+@click.option("--min-face-size", type=click.IntRange(8, 10_000), help="Skip faces narrower than this many pixels.")
+@click.option(
+    "--max-pixels", type=click.IntRange(1), default=50_000_000, show_default=True, help="Refuse larger images."
+)
+@click.option(
+    "--prior",
+    type=click.FloatRange(0.001, 0.999),
+    help="Prior probability that a searched person is in a set (new index).",
+)
+@click.option("--replace", is_flag=True, help="Rebuild a dataset that is already complete.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@json_option
+@click.argument("source", type=click.Path(path_type=Path))
+def index_add(
+    index_dir: Path,
+    dataset: str,
+    title: str | None,
+    description: str | None,
+    disclosure_url: str | None,
+    removal_url: str | None,
+    date: str | None,
+    license_: str | None,
+    evidence: bool,
+    source_format: str,
+    path_column: str | None,
+    embedder: str,
+    device: str,
+    model_root: str | None,
+    workers: int,
+    index_type: str | None,
+    upsample: int | None,
+    dlib_detector: str | None,
+    min_face_size: int | None,
+    max_pixels: int,
+    prior: float | None,
+    replace: bool,
+    no_progress: bool,
+    as_json: bool,
+    source: Path,
+) -> None:
+    """Add the dataset at SOURCE to the index (creating the index if needed).
+
+    SOURCE is a folder of images (optional JSON sidecars), a CSV/JSONL manifest, or webdataset
+    tar shards (a .tar, a folder of them, or a glob). An interrupted run resumes when the same
+    command is run again.
+
+    \b
+    Examples:
+      photocheck index add --index ./index --dataset pipa --title "PIPA" ./pipa/
+      photocheck index add --index ./index --dataset laion-face-00 ./shards/ --workers 2
+      photocheck index add --index ./index --dataset scraped ./manifest.csv --path-column file
+    """
+    from ..pipeline import build_dataset, index_embedder
+
+    if date and not DATE_PATTERN.match(date):
+        raise click.BadParameter("use YYYY, YYYY-MM or YYYY-MM-DD", param_hint="--date")
+    threads = 0 if workers == 1 else 1
+    options = embedder_options(
+        device,
+        model_root,
+        threads=threads,
+        upsample=upsample,
+        detector=dlib_detector,
+        min_face_size=min_face_size,
+    )
+    chosen = index_embedder(index_dir, embedder, options)
+    chosen.load()
+    described = chosen.describe()
+    err(f"embedder: {described['name']} ({described['model']}, {described['dimension']}-d)")
+    summary = build_dataset(
+        index_dir,
+        source,
+        dataset=dataset,
+        embedder=chosen,
+        source_format=source_format,
+        path_column=path_column,
+        replace=replace,
+        workers=workers,
+        index_type=index_type,
+        max_pixels=max_pixels,
+        progress=not no_progress and not as_json,
+        prior=prior,
+        fields={
+            "title": title,
+            "description": description,
+            "disclosure_url": disclosure_url,
+            "removal_url": removal_url,
+            "date": date,
+            "license": license_,
+            "evidence": evidence,
+        },
+    )
+    if as_json:
+        echo_json(summary.as_dict())
+        return
+    totals = summary.dataset
+    rate = summary.images / summary.seconds if summary.seconds else 0.0
+    lines = [
+        f"dataset {totals.name}: {'resumed, ' if summary.resumed else ''}"
+        f"{summary.images} images read in {summary.seconds:.1f}s ({rate:.1f} images/s)"
+        + (f", {summary.skipped} done before" if summary.skipped else ""),
+        f"  faces indexed:             {summary.faces}",
+        f"  images with no face:       {summary.no_face}",
+        f"  images with small faces:   {summary.too_small} (every face too small to judge)",
+        f"  bad images:                {len(summary.bad)}",
+    ]
+    for key, code, message in summary.bad[:20]:
+        lines.append(f"    {key}: {code}: {message}")
+    if len(summary.bad) > 20:
+        lines.append(f"    ... and {len(summary.bad) - 20} more")
+    if summary.report:
+        lines.append(f"  report of bad images: {summary.report}")
+    lines.append(
+        f"index {index_dir}: {totals.name} holds {totals.faces} faces from {totals.images} images ({totals.index_type})"
+    )
+    click.echo("\n".join(lines))
+
+
+@index.command("list")
+@index_option
+@json_option
+def index_list(index_dir: Path, as_json: bool) -> None:
+    """List the datasets in an index, with their counts and the verdict thresholds.
+
+    \b
+    Example:
+      photocheck index list --index ./index --json
+    """
+    from ..confidence import describe_thresholds
+    from ..store import IndexStore
+
+    store = IndexStore(index_dir)
+    try:
+        datasets = store.datasets(include_unfinished=True)
+        manifest = store.manifest
+    finally:
+        store.close()
+    if as_json:
+        echo_json(
+            {
+                "index": str(index_dir),
+                "version": manifest["index_version"],
+                "embedder": manifest["embedder"],
+                "metric": manifest["metric"],
+                "confidence": describe_thresholds(manifest["confidence"]),
+                "datasets": [d.as_dict() for d in datasets],
+            }
+        )
+        return
+    embedder = manifest["embedder"]
+    click.echo(
+        f"index {index_dir} (version {manifest['index_version']}, {embedder['name']} {embedder['model']}, "
+        f"{embedder['dimension']}-d)"
+    )
+    thresholds = describe_thresholds(manifest["confidence"])
+    click.echo(
+        f"verdicts: match at confidence >= {thresholds['match']}, possible at >= {thresholds['possible']} "
+        f"(prior {thresholds['prior']})"
+    )
+    if not datasets:
+        click.echo("no datasets yet")
+    for d in datasets:
+        state = "" if d.status == "complete" else f"  [{d.status}: run the same index add to resume]"
+        click.echo(f"  {d.name:<20} {d.faces:>9} faces {d.images:>9} images  {d.title or ''}{state}")
+
+
+@index.command("set-confidence")
+@index_option
+@click.option(
+    "--prior", type=click.FloatRange(0.001, 0.999), help="Prior probability that a searched person is in a set."
+)
+@click.option("--match", "match_at", type=click.FloatRange(0, 1), help="Confidence from which the verdict is 'match'.")
+@click.option("--possible", "possible_at", type=click.FloatRange(0, 1), help="Confidence from which it is 'possible'.")
+@click.option(
+    "--score-model",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A score model fitted with `photocheck eval --fit-calibration` for this index's embedder.",
+)
+@json_option
+def index_set_confidence(
+    index_dir: Path,
+    prior: float | None,
+    match_at: float | None,
+    possible_at: float | None,
+    score_model: Path | None,
+    as_json: bool,
+) -> None:
+    """Change how the index turns similarities into confidences and verdicts.
+
+    The new settings are recorded in the index (its version changes); a running service picks
+    them up on `kill -HUP`.
+
+    \b
+    Examples:
+      photocheck index set-confidence --index ./index --match 0.95 --possible 0.6
+      photocheck index set-confidence --index ./index --score-model buffalo_l-fit.json
+    """
+    from ..confidence import describe_thresholds
+    from ..store import IndexStore
+
+    store = IndexStore(index_dir)
+    try:
+        with store.writing():
+            config = json.loads(json.dumps(store.manifest["confidence"]))
+            if prior is not None:
+                config["prior"] = prior
+            if match_at is not None:
+                config["thresholds"]["match"] = match_at
+            if possible_at is not None:
+                config["thresholds"]["possible"] = possible_at
+            if config["thresholds"]["possible"] > config["thresholds"]["match"]:
+                raise click.BadParameter("the 'possible' threshold cannot be above the 'match' one")
+            if score_model is not None:
+                document = json.loads(score_model.read_text())
+                if document.get("model") != store.embedder["model"]:
+                    raise click.BadParameter(
+                        f"that score model is for {document.get('model')}, this index holds {store.embedder['model']}",
+                        param_hint="--score-model",
+                    )
+                config["score_model"] = document
+            store.set_confidence(config)
+            described = describe_thresholds(config)
+    finally:
+        store.close()
+    if as_json:
+        echo_json(described)
+    else:
+        click.echo(
+            f"match at confidence >= {described['match']}, possible at >= {described['possible']}, "
+            f"prior {described['prior']}; score model: {described['fitted_on']}"
+        )
+
+
+@index.command("remove")
+@index_option
+@click.option("--dataset", required=True, help="Name of the dataset to remove.")
+@json_option
+def index_remove(index_dir: Path, dataset: str, as_json: bool) -> None:
+    """Remove a dataset: its vectors from FAISS and its rows from SQLite.
+
+    \b
+    Example:
+      photocheck index remove --index ./index --dataset megaface
+    """
+    from ..store import IndexStore
+
+    store = IndexStore(index_dir)
+    try:
+        with store.writing():
+            removed = store.remove_dataset(dataset)
+    finally:
+        store.close()
+    if as_json:
+        echo_json({"dataset": dataset, **removed})
+    else:
+        click.echo(f"removed {dataset}: {removed['faces']} faces from {removed['images']} images")
