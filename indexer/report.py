@@ -51,6 +51,8 @@ CSV_COLUMNS = (
 CSV_TEXT = ("id", "dataset", "title", "error_code", "error_message")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 VERDICTS = ("match", "possible", "no_match")
+#: A bulk report holds members' results: readable by its owner only, whatever the umask.
+REPORT_MODE = 0o600
 
 
 class ReportError(PhotocheckError):
@@ -234,12 +236,12 @@ def render_json(records: list[dict[str, Any]], about: dict[str, Any]) -> str:
 def write_report(path: Path, records: list[dict[str, Any]], about: dict[str, Any]) -> None:
     """Replace the report at ``path`` in one rename: a reader sees the old report or the new one."""
     text = render_json(records, about) if report_format(path) == "json" else render_csv(records)
-    write_atomic(path, text.encode("utf-8"))
+    write_atomic(path, text.encode("utf-8"), mode=REPORT_MODE)
 
 
 def write_html(path: Path, records: list[dict[str, Any]], about: dict[str, Any]) -> Path:
     target = html_path(path)
-    write_atomic(target, render_html(records, about).encode("utf-8"))
+    write_atomic(target, render_html(records, about).encode("utf-8"), mode=REPORT_MODE)
     return target
 
 
