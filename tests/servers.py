@@ -27,6 +27,11 @@ class Server:
     url: str
     process: subprocess.Popen
     log: Path
+    bulk_key: str | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
