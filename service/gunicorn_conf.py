@@ -56,7 +56,7 @@ if _flag("PHOTOCHECK_METRICS"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.path.join(_metrics_root, f"photocheck-metrics-{os.getpid()}")
 
 
-def on_starting(server) -> None:
+def when_ready(server) -> None:  # after the bind: a server that cannot start leaves no folder
     folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if folder:
         shutil.rmtree(folder, ignore_errors=True)  # values of an earlier master with the same pid

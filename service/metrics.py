@@ -97,13 +97,10 @@ class Metrics:
         self.index_loaded = Gauge("photocheck_index_loaded", "1 when this worker has its index loaded.", **gauge)
 
     def touch(self) -> None:
-        """Create every label set the service uses now, so that no metric file is created while
-        answering and every series is there (at 0) from the first scrape."""
-        for endpoint in {*ENDPOINTS.values(), "other"}:
-            self.duration.labels(endpoint)
+        """Create this process's files now (one per metric type: later series go into them), so that
+        answering creates no file, and give the series worth watching at 0 their first value."""
+        for endpoint in ("check", "bulk"):
             self.rate_limited.labels(endpoint)
-            for status in (200, 400, 404, 408, 413, 422, 429):
-                self.requests.labels(endpoint, str(status))
         for stage in STAGES:
             self.stages.labels(stage)
         for phase in ("headers", "body"):
