@@ -17,10 +17,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo-index: install
-	$(BIN)/python -m indexer.demo --index $(DEMO_INDEX)
+	$(BIN)/python -m indexer.demo --index $(DEMO_INDEX) --port $(PORT)
 
-demo: demo-index
-	$(BIN)/photocheck serve --index $(DEMO_INDEX) --port $(PORT)
+demo: install
+	$(BIN)/python -m indexer.demo --index $(DEMO_INDEX) --port $(PORT) --serve
 
 lint: install
 	$(BIN)/ruff check .

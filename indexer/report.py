@@ -335,7 +335,18 @@ def _evidence_items(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _member_view(member: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    view: dict[str, Any] = {"id": member["id"], "error": member.get("error"), "cells": []}
+    view: dict[str, Any] = {"id": member["id"], "error": member.get("error"), "cells": [], "notes": []}
+    face = member.get("face") or {}
+    faces = int(member.get("faces_detected") or 0)
+    if faces > 1 and not member.get("error"):
+        number = face.get("number") or 0
+        view["notes"].append(
+            f"{faces} faces in this photo: the largest was checked"
+            if number == 0
+            else f"{faces} faces in this photo: face {number} (from 0, largest first) was checked"
+        )
+    if face.get("quality") == "low":
+        view["notes"].append("the face is small or blurred: a no match is less certain")
     by_name = {r["dataset"]: r for r in member.get("results") or []}
     for name in names:
         result = by_name.get(name)
