@@ -245,8 +245,9 @@ STRACE_CALLS = ",".join(OPENS + WRITES + MUTATING)
 def file_writes(trace: str) -> list[str]:
     """The lines of an `strace -f -y` trace in which a process creates, changes or removes a file.
 
-    Writes to sockets, pipes and /dev/* are the conversation with clients; writes to fds 1 and 2 are
-    the access and error log on the standard streams (a file only because this test points them at one).
+    Writes to sockets, pipes and /dev/* are the conversation with clients, and memory: the metrics'
+    memory-mapped files live on tmpfs (/dev/shm), and grow there with ftruncate; writes to fds 1 and 2
+    are the access and error log on the standard streams (a file only because this test points them at one).
     """
     found = []
     for line in trace.splitlines():
@@ -276,7 +277,7 @@ def test_no_file_is_touched_while_answering(faces_index, tmp_path):
     big = io.BytesIO()
     photo.resize((photo.width * 2, photo.height * 2)).save(big, "PNG")
     assert len(big.getvalue()) > 5_000_000
-    with serve(index_dir, tmp_path / "server.log", workers=2) as server:
+    with serve(index_dir, tmp_path / "server.log", workers=2, env={"PHOTOCHECK_METRICS": "1"}) as server:
         pids = [server.process.pid, *server.worker_pids()]
         trace_file = tmp_path / "trace.txt"
         tracer = subprocess.Popen(
@@ -298,6 +299,7 @@ def test_no_file_is_touched_while_answering(faces_index, tmp_path):
             for _ in range(2):
                 response = requests.post(f"{server.url}/api/v1/check", files={"image": (name, body)}, timeout=120)
                 assert response.status_code == 200 and response.json()["faces_detected"] >= 1
+                assert "photocheck_check_stage_seconds" in requests.get(f"{server.url}/metrics", timeout=30).text
         time.sleep(0.5)
         tracer.send_signal(signal.SIGINT)
         tracer.wait(timeout=30)
@@ -372,6 +374,19 @@ def test_an_index_built_by_one_user_is_served_by_the_containers_user(faces_index
             assert {r["dataset"]: r["verdict"] for r in answer.json()["results"]}["politicians"] == "match"
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_the_access_log_gives_the_size_of_static_files(faces_server):
+    script = requests.get(f"{faces_server.url}/static/check-ui.js", timeout=10)
+    assert script.status_code == 200
+    time.sleep(0.3)
+    assert f'"GET /static/check-ui.js" 200 {len(script.content)} ' in faces_server.output()
+
+
+def test_a_405_says_which_methods_are_allowed(client):
+    response = client.delete("/api/v1/check")
+    assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"POST", "OPTIONS"}
 
 
 def test_client_ips_are_logged_only_when_turned_on(faces_index, tmp_path):
