@@ -150,7 +150,7 @@ def _lines_match(expected: list[str], actual: list[str]) -> bool:
 
 def _normalised_lines(text: str) -> list[str]:
     # A line rewritten with carriage returns (a progress bar) shows its last state, as on a terminal.
-    shown = [line.rsplit("\r", 1)[-1] for line in text.split("\n")]
+    shown = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
     lines = [normalise(line) for line in shown if not PROGRESS_BAR.match(line)]
     while lines and not lines[-1].strip():
         lines.pop()
