@@ -103,6 +103,7 @@ class DeadlineSocket:
         self.received = 0
         self.expired: str | None = None  # "headers" or "body", once the budget is spent
         self.request: Any = None  # gunicorn's request, once its headers are in
+        self.answered = False  # the application is done: what gunicorn reads now is its own drain
 
     def remaining(self) -> float:
         now = time.monotonic()
@@ -127,7 +128,7 @@ class DeadlineSocket:
     def _read(self, call, *args):
         if self.closed:
             return b"" if call == self._sock.recv else 0
-        if self.expired:  # answered already: reads are gunicorn's own last drain before closing
+        if self.expired or self.answered:  # gunicorn's own drain before closing or keeping alive
             return call(*args)
         remaining = self.remaining()
         if remaining <= 0:
@@ -214,6 +215,11 @@ class PhotocheckWorker(ThreadWorker):
         return result
 
     def handle_request(self, req, conn):
-        if isinstance(conn.sock, DeadlineSocket):
-            conn.sock.request = req  # the headers are in: a timeout from here on is the application's 408
-        return super().handle_request(req, conn)
+        sock = conn.sock if isinstance(conn.sock, DeadlineSocket) else None
+        if sock is not None:
+            sock.request = req  # the headers are in: a timeout from here on is the application's 408
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            if sock is not None:
+                sock.answered = True
