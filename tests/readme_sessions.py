@@ -151,7 +151,14 @@ def _lines_match(expected: list[str], actual: list[str]) -> bool:
 def _normalised_lines(text: str) -> list[str]:
     # A line rewritten with carriage returns (a progress bar) shows its last state, as on a terminal.
     shown = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
-    lines = [normalise(line) for line in shown if not PROGRESS_BAR.match(line)]
+    # tqdm starts its bar on a fresh line when the output is not a terminal: that blank line goes too.
+    kept = [
+        line
+        for number, line in enumerate(shown)
+        if not PROGRESS_BAR.match(line)
+        and not (not line.strip() and number + 1 < len(shown) and PROGRESS_BAR.match(shown[number + 1]))
+    ]
+    lines = [normalise(line) for line in kept]
     while lines and not lines[-1].strip():
         lines.pop()
     return lines

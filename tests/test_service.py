@@ -278,6 +278,10 @@ def test_no_file_is_touched_while_answering(faces_index, tmp_path):
     photo.resize((photo.width * 2, photo.height * 2)).save(big, "PNG")
     assert len(big.getvalue()) > 5_000_000
     with serve(index_dir, tmp_path / "server.log", workers=2, env={"PHOTOCHECK_METRICS": "1"}) as server:
+        # Both workers loaded (each creates its metric files then, in memory): only answering is traced.
+        deadline = time.monotonic() + 120
+        while server.output().count("] serving ") < 2 and time.monotonic() < deadline:
+            time.sleep(0.3)
         pids = [server.process.pid, *server.worker_pids()]
         trace_file = tmp_path / "trace.txt"
         tracer = subprocess.Popen(

@@ -153,7 +153,7 @@ def index_add(
     rate = summary.images / summary.seconds if summary.seconds else 0.0
     lines = [
         f"dataset {totals.name}: {'resumed, ' if summary.resumed else ''}"
-        f"{summary.images} images read in {summary.seconds:.1f}s ({rate:.1f} images/s)"
+        f"{counted(summary.images, 'image')} read in {summary.seconds:.1f}s ({rate:.1f} images/s)"
         + (f", {summary.skipped} done before" if summary.skipped else ""),
         f"  faces indexed:             {summary.faces:,}",
         f"  images with no face:       {summary.no_face}",
