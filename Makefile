@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEMO_INDEX ?= demo/index
 PORT ?= 8000
 
-.PHONY: install demo demo-index test lint bench clean
+.PHONY: install demo demo-index test lint bench soak clean
 
 install: $(STAMP)
 
@@ -17,10 +17,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo-index: install
-	$(BIN)/python -m indexer.demo --index $(DEMO_INDEX)
+	$(BIN)/python -m indexer.demo --index $(DEMO_INDEX) --port $(PORT)
 
-demo: demo-index
-	$(BIN)/photocheck serve --index $(DEMO_INDEX) --port $(PORT)
+demo: install
+	$(BIN)/python -m indexer.demo --index $(DEMO_INDEX) --port $(PORT) --serve
 
 lint: install
 	$(BIN)/ruff check .
@@ -35,6 +35,12 @@ bench: install
 	$(BIN)/python bench/service_latency.py
 	$(BIN)/python bench/bulk_throughput.py
 	$(BIN)/python bench/index_types.py
+
+# Running it for real (half an hour): worker models under slow clients, 10 minutes of load, long fuzzing.
+soak: install
+	$(BIN)/python bench/slow_clients.py
+	$(BIN)/python bench/sustained_load.py
+	$(BIN)/python bench/fuzz_uploads.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache build dist *.egg-info

@@ -9,7 +9,7 @@ report holding every photo done so far, and running the same command again goes 
 
 The server client retries what is worth retrying: 429 (waiting as long as ``Retry-After`` says, all
 threads together), 5xx and dropped connections (exponential backoff with jitter). It learns the
-server's batch limit from a 413 ``too_many_images`` and splits a batch that is too large in bytes.
+server's batch limit from its ``too_many_images`` answer and splits a batch that is too large in bytes.
 A refused key stops the run at once.
 """
 
@@ -134,7 +134,7 @@ class ServerChecker:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.sleep = sleep
-        self.max_images: int | None = None  # learnt from the server's 413 too_many_images
+        self.max_images: int | None = None  # learnt from the server's too_many_images
         self.rate_limited = 0
         self.retried = 0
         self._local = threading.local()
@@ -221,7 +221,7 @@ class ServerChecker:
                 yield from self._send(items[start : start + limit], batch)
             return
         response = self._post(items, batch)
-        if response.status_code == 413:
+        if response.status_code in (400, 413):  # too_many_images is a 400 (a 413 from servers before 0.2)
             body = _json(response)
             error = body.get("error") or {}
             if error.get("code") == "too_many_images" and int(body.get("max_images") or 0) > 0:
@@ -260,9 +260,9 @@ class ServerChecker:
                 problem = f"{type(exc).__name__}: {exc}"
             else:
                 status = response.status_code
-                if status in (200, 413):
-                    return response
                 error = _json(response).get("error") or {}
+                if status in (200, 413) or error.get("code") == "too_many_images":
+                    return response
                 if status == 401:
                     raise KeyRefused(
                         f"The server refused the API key: {error.get('message', 'unauthorised')}",

@@ -12,6 +12,7 @@ package data, which is in neither.
 from __future__ import annotations
 
 import csv
+import shutil
 import sys
 from pathlib import Path
 
@@ -42,11 +43,26 @@ def write_manifest(path: Path, rows: list[dict[str, str]]) -> Path:
     return path
 
 
+def photocheck_command() -> str:
+    """How to run `photocheck` from here: the bare name when it is this environment's on PATH, else its
+    path (`make demo` runs in .venv without activating it)."""
+    own = Path(sys.executable).parent / "photocheck"
+    found = shutil.which("photocheck")
+    if found and Path(found).resolve() == own.resolve():
+        return "photocheck"
+    try:
+        return str(own.relative_to(Path.cwd()))
+    except ValueError:
+        return str(own)
+
+
 @click.command()
 @click.option("--index", "index_dir", type=click.Path(path_type=Path), default=Path("demo/index"), show_default=True)
-def main(index_dir: Path) -> None:
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True, help="Where to serve it.")
+@click.option("--serve", is_flag=True, help="Then serve it (photocheck serve) on --port.")
+def main(index_dir: Path, port: int, serve: bool) -> None:
     """Build the demo index (again, if it exists) and say what to try next."""
-    from .cli.common import setup_logging
+    from .cli.common import counted, setup_logging
     from .pipeline import build_dataset
     from .store import MANIFEST, IndexStore
 
@@ -115,7 +131,8 @@ def main(index_dir: Path) -> None:
             progress=False,
             fields=fields,
         )
-        click.echo(f"{name}: {summary.dataset.faces} faces from {summary.dataset.images} images", err=True)
+        faces, images = counted(summary.dataset.faces, "face"), counted(summary.dataset.images, "image")
+        click.echo(f"{name}: {faces} from {images}", err=True)
 
     tries = base / "try"
     tries.mkdir(parents=True, exist_ok=True)
@@ -123,19 +140,34 @@ def main(index_dir: Path) -> None:
     width, height = hopper.size
     hopper.crop((width // 10, 0, width, height * 9 // 10)).save(tries / "grace_hopper_mirrored.jpg", quality=90)
     Image.open(photos["tom_hanks"]).convert("RGB").resize((224, 224)).save(tries / "tom_hanks.jpg", quality=92)
+    command = photocheck_command()
+    on_port = "" if port == 8000 else f" --port {port}"
+    bin_dir = Path(command).parent
+    activate = "" if command == "photocheck" else f"\n(`. {bin_dir}/activate` puts photocheck on your PATH.)\n"
+    url = f"http://127.0.0.1:{port}"
+    then = (
+        f"Serving it now on {url}: open that in a browser once the workers say they are serving "
+        "(Ctrl-C stops the server)."
+        if serve
+        else f"Or serve it and open {url} in a browser:\n  {command} serve --index {index_dir}{on_port}"
+    )
     click.echo(
         f"""
 Demo index ready in {index_dir}.
 
 Try it from the command line:
-  photocheck check --index {index_dir} {tries / "grace_hopper_mirrored.jpg"}   (in portraits-demo)
-  photocheck check --index {index_dir} {tries / "tom_hanks.jpg"}              (in neither)
-
-Or serve it and open http://127.0.0.1:8000 in a browser:
-  photocheck serve --index {index_dir}
+  {command} check --index {index_dir} {tries / "grace_hopper_mirrored.jpg"}   (in portraits-demo)
+  {command} check --index {index_dir} {tries / "tom_hanks.jpg"}              (in neither)
+{activate}
+{then}
 """,
         err=True,
     )
+    if serve:
+        import os
+
+        executable = Path(sys.executable).parent / "photocheck"
+        os.execv(executable, [str(executable), "serve", "--index", str(index_dir), "--port", str(port)])
 
 
 if __name__ == "__main__":  # pragma: no cover

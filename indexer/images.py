@@ -103,7 +103,9 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     formats = [f for f in ACCEPTED_FORMATS if f in Image.OPEN]  # MPO is part of JPEG in newer Pillow
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns about odd files (a bomb, broken EXIF tags...): errors say what matters, and
+            # a warning per tag of a hostile file would flood the service's log.
+            warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(data), formats=formats)
     except Image.DecompressionBombError as exc:
         raise ImageTooLarge(
@@ -170,7 +172,9 @@ def load_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     image = _open(data, max_pixels)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # Pillow warns about odd files (a bomb, broken EXIF tags...): errors say what matters, and
+            # a warning per tag of a hostile file would flood the service's log.
+            warnings.simplefilter("ignore")
             image.load()
             try:
                 image = ImageOps.exif_transpose(image)

@@ -488,12 +488,12 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json("BulkAnswer", "One answer per photo, in the order sent."),
-                        "400": _error("Malformed request (no photo, not multipart, a part without a filename)."),
-                        "401": _error("No key, an unknown key or a revoked key (missing_key, bad_key, revoked_key)."),
-                        "413": _error(
-                            f"More than {config.get('BULK_MAX_IMAGES', 20)} photos (too_many_images, with "
-                            f"max_images) or over {config.get('BULK_MAX_UPLOAD_MB', 100)} MB (upload_too_large)."
+                        "400": _error(
+                            "Malformed request: no photo, not multipart, a part without a filename, or more than "
+                            f"{config.get('BULK_MAX_IMAGES', 20)} photos (too_many_images, with max_images)."
                         ),
+                        "401": _error("No key, an unknown key or a revoked key (missing_key, bad_key, revoked_key)."),
+                        "413": _error(f"Over {config.get('BULK_MAX_UPLOAD_MB', 100)} MB (upload_too_large)."),
                         "429": _error("This key's rate limit is reached; see the Retry-After header."),
                         "503": _error("The index is not loaded yet."),
                     },

@@ -64,9 +64,7 @@ export const DEFAULT_STRINGS = {
   confidence: "estimated chance that this dataset holds a photo of you",
   percentAbove: "over 99%",
   percentBelow: "under 1%",
-  explainMatch:
-    "A face in this dataset is very likely the person in your photo. You can read how the dataset was made, " +
-    "and ask for your photos to be removed.",
+  explainMatch: "A face in this dataset is very likely the person in your photo.",
   explainPossible:
     "A face in this dataset looks like the person in your photo, but it may be someone who just looks alike. " +
     "Checking another clear photo of yourself can make the answer surer.",
@@ -91,7 +89,6 @@ export const DEFAULT_STRINGS = {
   errorNetwork: "The service could not be reached. Check your connection and try again.",
   errorUnexpected: "The service gave an unexpected answer (HTTP {status}). Try again in a moment.",
   errorTooLarge: "This photo is too large to send. Try a smaller copy of it.",
-  hintCloser: "Try a clearer, closer photo: one face, looking at the camera, in good light.",
 };
 
 const VERDICTS = {
@@ -99,9 +96,6 @@ const VERDICTS = {
   possible: { words: "verdictPossible", explain: "explainPossible", rank: 1 },
   no_match: { words: "verdictNoMatch", explain: "explainNoMatch", rank: 2 },
 };
-
-// Codes for which a better photo, not a retry, is the way forward.
-const NEEDS_BETTER_PHOTO = new Set(["no_face", "face_too_small"]);
 
 let mountCount = 0;
 
@@ -444,7 +438,7 @@ export function mountCheck(root, options = {}) {
       box.style.top = `${top}%`;
       box.style.width = `${clamp(((x + width) / natural.width) * 100) - left}%`;
       box.style.height = `${clamp(((y + height) / natural.height) * 100) - top}%`;
-      if (faces.length > 1) box.append(h("span", { class: "pc-box-number", text: String(number + 1) }));
+      if (faces.length > 1) box.append(h("span", { class: "pc-box-number", text: String(number) }));
       boxes.append(box);
     });
     photo.alt = faces.length ? t("photoAltFaces") : t("photoAlt");
@@ -466,7 +460,7 @@ export function mountCheck(root, options = {}) {
             class: "pc-button pc-face",
             "data-face": String(number),
             "aria-pressed": "false",
-            text: t(number === 0 ? "faceLabelLargest" : "faceLabel", { number: number + 1 }),
+            text: t(number === 0 ? "faceLabelLargest" : "faceLabel", { number }), // from 0, as the API and CLI
             onclick: () => pickFace(number),
           }),
         ),
@@ -502,7 +496,7 @@ export function mountCheck(root, options = {}) {
     if (face != null) body.append("face", String(face));
 
     clearAlert();
-    say(face == null ? t("checking") : t("checkingFace", { number: face + 1 }));
+    say(face == null ? t("checking") : t("checkingFace", { number: face }));
     container.classList.add("pc-busy");
     resultsArea.setAttribute("aria-busy", "true");
 
@@ -528,7 +522,7 @@ export function mountCheck(root, options = {}) {
       if (Array.isArray(answer?.faces)) drawFaces(answer.faces, null);
       // A proxy in front may answer on its own, without the API's JSON.
       const fallback = response.status === 413 ? t("errorTooLarge") : t("errorUnexpected", { status: response.status });
-      fail(error?.message ?? fallback, NEEDS_BETTER_PHOTO.has(error?.code));
+      fail(error?.message ?? fallback); // the API's message says what to do (a closer photo...) itself
       return;
     }
     state.faces = answer.faces;
@@ -540,7 +534,7 @@ export function mountCheck(root, options = {}) {
     const done = tc("checked", answer.results.length);
     const which = t("checkedFaceOfMany", {
       count: numbers.format(answer.faces_detected),
-      number: answer.face.number + 1,
+      number: answer.face.number,
     });
     say(answer.faces_detected > 1 ? `${done} ${which}` : done);
 
@@ -551,11 +545,11 @@ export function mountCheck(root, options = {}) {
     }
   }
 
-  function fail(message, betterPhoto = false) {
+  function fail(message) {
     resultsArea.hidden = true;
     resultList.replaceChildren();
     say(t("checkFailed"));
-    showAlert(message, betterPhoto ? t("hintCloser") : "");
+    showAlert(message, "");
   }
 
   function renderResults(results, info) {

@@ -246,7 +246,7 @@ def test_each_photo_gets_its_own_answer_and_errors_stay_its_own(app, lfw):
     assert body["index"]["datasets"] == 2
 
     too_many = client.post("/api/v1/bulk", headers=headers, data=parts(*[(f"{n}.jpg", b"x") for n in range(5)]))
-    assert too_many.status_code == 413
+    assert too_many.status_code == 400  # outside the schema's maxItems, like the other malformed requests
     assert too_many.get_json()["error"]["code"] == "too_many_images" and too_many.get_json()["max_images"] == 4
     none = client.post("/api/v1/bulk", headers=headers, data={"face": "0"})
     assert none.status_code == 400 and none.get_json()["error"]["code"] == "malformed_request"
@@ -446,9 +446,12 @@ def test_the_html_summary_escapes_what_it_shows():
     )
     assert "<script" not in page and "<b>" not in page and "javascript:" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text, and not linked
-    assert 'href="https://ok.example/p?a=1&amp;b=&quot;2&quot;"' in page
+    assert 'href="https://ok.example/p?a=1&amp;b=&#34;2&#34;"' in page
     assert "<svg" in page and "<img" not in page and 'http-equiv="Content-Security-Policy"' in page
     assert re.search(r"<td class=\"n\">1</td>", page)
+    # A member whose photo held several faces is told which was checked; a small face is marked.
+    assert "2 faces in this photo: the largest was checked" in page
+    assert page.count("the face is small or blurred") == 1
 
 
 # -- the client against a flaky fake server (no faces involved) -------------------------------------
@@ -507,7 +510,7 @@ class FlakyHandler(http.server.BaseHTTPRequestHandler):
         if step == 429:
             return self._send(429, {"error": {"code": "rate_limited", "message": "Wait."}}, {"Retry-After": "0"})
         if len(ids) > 2:
-            return self._send(413, {"error": {"code": "too_many_images", "message": "Fewer."}, "max_images": 2})
+            return self._send(400, {"error": {"code": "too_many_images", "message": "Fewer."}, "max_images": 2})
         results = [
             {
                 "id": i.decode(),
@@ -543,7 +546,7 @@ def test_the_client_retries_backs_off_and_learns_the_batch_limit(flaky, tmp_path
     assert summary.checked == 7 and summary.members == 7 and summary.errors == 0
     assert summary.retries == 2 and summary.rate_limited == 1  # the dropped connection and the 503; the 429
     sent = [ids for ids in flaky.requests if ids]
-    assert sent[:4] == [["p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "p4.jpg"]] * 4  # drop, 503, 429, 413
+    assert sent[:4] == [["p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg", "p4.jpg"]] * 4  # drop, 503, 429, too_many_images
     assert all(len(ids) <= 2 for ids in sent[4:]) and sorted(i for ids in sent[4:] for i in ids) == [
         f"p{n}.jpg" for n in range(7)
     ]

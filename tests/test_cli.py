@@ -145,3 +145,12 @@ def test_every_command_is_documented(name, command):
     for param in command.params:
         if isinstance(param, click.Option):
             assert param.help, f"`photocheck {name}` option {param.opts} is not documented"
+
+
+def test_quiet_leaves_only_the_results(tmp_path: Path):
+    source = copy_photos(person_photos("rose_leslie")[:1], tmp_path / "one")
+    result = run("--quiet", "index", "add", "--index", str(tmp_path / "index"), "--dataset", "one", str(source))
+    assert result.stderr == ""  # no embedder line, no progress bar
+    assert result.stdout.splitlines()[-1].endswith(": one holds 1 face from 1 image (IDMap2,Flat)")
+    listed = run("index", "list", "--index", str(tmp_path / "index")).stdout
+    assert "  1 face " in listed and " 1 image " in listed and "index version" in listed

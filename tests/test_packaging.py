@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -47,6 +51,7 @@ def test_the_wheel_holds_the_page_and_the_calibration(wheel: Path):
     assert "service/gunicorn_conf.py" in names
     assert any(n.startswith("indexer/data/calibration/") and n.endswith(".json") for n in names)
     assert "indexer/data/catalog.toml" in names
+    assert {"indexer/templates/report.html", "indexer/templates/report.css", "service/worker.py"} <= names
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
 
 
@@ -105,3 +110,41 @@ def test_dockerfile_runs_the_service_as_a_non_root_user_with_volumes():
     text = (ROOT / "Dockerfile").read_text()
     assert "\nUSER 10001\n" in text and 'VOLUME ["/data/index", "/models"]' in text
     assert 'CMD ["gunicorn", "-c", "python:service.gunicorn_conf", "service.wsgi:app"]' in text
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
+
+
+def test_every_imported_package_is_declared():
+    """What indexer/ and service/ import is in pyproject's dependencies, not there by luck through another
+    package's own requirements (cv2 came only through insightface's)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {_requirement_name(r) for r in project["dependencies"]}
+    declared |= {_requirement_name(r) for extra in ("gpu", "redis") for r in project["optional-dependencies"][extra]}
+    dev = {_requirement_name(r) for r in project["optional-dependencies"]["dev"]}
+    distributions = importlib.metadata.packages_distributions()
+    distributions["dlib"] = ["dlib-bin"]  # dlib-bin's wheel names its module's distribution "dlib"
+    undeclared = {}
+    for source in [*(ROOT / "indexer").rglob("*.py"), *(ROOT / "service").rglob("*.py")]:
+        # `make demo` runs with the dev tools installed: its photos come from scikit-image's data
+        allowed = declared | dev if source.name == "demo.py" else declared
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            else:
+                continue
+            for module in modules:
+                top = module.split(".")[0]
+                if top in sys.stdlib_module_names or top in ("indexer", "service"):
+                    continue
+                names = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
+                if not names & allowed:
+                    undeclared[top] = sorted(names)
+    # werkzeug, jinja2 and limits are Flask's and flask-limiter's own API, used through them
+    for through in ("werkzeug", "jinja2", "limits"):
+        undeclared.pop(through, None)
+    assert undeclared == {}
+    assert "opencv-python" in declared and "opencv-python-headless" not in declared

@@ -194,7 +194,7 @@ def test_a_second_face_is_picked_by_keyboard_and_checked(visit: Visit, tmp_path)
     answer = visit.upload(GROUP)
     assert answer["faces_detected"] == 2
     faces = page.locator(".pc-face")
-    expect(faces).to_have_text(["Face 1 (largest)", "Face 2"])
+    expect(faces).to_have_text(["Face 0 (largest)", "Face 1"])  # from 0, as the API and the CLI
     expect(faces.nth(0)).to_have_attribute("aria-pressed", "true")
     expect(page.locator(".pc-box")).to_have_count(2)
     visit.expect_verdicts(actors="match")
@@ -205,7 +205,7 @@ def test_a_second_face_is_picked_by_keyboard_and_checked(visit: Visit, tmp_path)
     with page.expect_response(lambda r: r.url.endswith("/api/v1/check")) as second:
         page.keyboard.press("Enter")
     assert second.value.json()["face"]["number"] == 1
-    expect(page.locator(".pc-status")).to_contain_text("this is face 2")
+    expect(page.locator(".pc-status")).to_contain_text("this is face 1")
     visit.expect_verdicts(actors="match", politicians="no_match")
     expect(faces.nth(1)).to_have_attribute("aria-pressed", "true")
     expect(faces.nth(1)).to_be_focused()  # the buttons were updated, not rebuilt under the person's focus
@@ -236,14 +236,15 @@ def test_the_apis_error_message_is_shown(visit: Visit, tmp_path: Path, faces_ser
     expect(page.locator(".pc-results")).to_be_hidden()
     expect(page.locator(".pc-photo")).to_be_hidden()  # the browser cannot show it either
 
-    # No face at all: the API's words, and a hint toward a better photo.
+    # No face at all: the API's words, which say what to do, and no second hint saying it again.
     blank = tmp_path / "blank.png"
     buffer = io.BytesIO()
     Image.new("RGB", (320, 240), (200, 180, 160)).save(buffer, "PNG")
     blank.write_bytes(buffer.getvalue())
     assert visit.upload(blank)["error"]["code"] == "no_face"
     expect(alert).to_contain_text("face")
-    expect(alert.locator(".pc-alert-hint")).to_contain_text("clearer, closer photo")
+    expect(alert.locator(".pc-alert-message")).to_contain_text("Use a photo where your face is clearly visible")
+    expect(alert.locator(".pc-alert-hint")).to_be_hidden()
     visit.assert_clean()
 
 

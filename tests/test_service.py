@@ -10,8 +10,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -243,8 +245,9 @@ STRACE_CALLS = ",".join(OPENS + WRITES + MUTATING)
 def file_writes(trace: str) -> list[str]:
     """The lines of an `strace -f -y` trace in which a process creates, changes or removes a file.
 
-    Writes to sockets, pipes and /dev/* are the conversation with clients; writes to fds 1 and 2 are
-    the access and error log on the standard streams (a file only because this test points them at one).
+    Writes to sockets, pipes and /dev/* are the conversation with clients, and memory: the metrics'
+    memory-mapped files live on tmpfs (/dev/shm), and grow there with ftruncate; writes to fds 1 and 2
+    are the access and error log on the standard streams (a file only because this test points them at one).
     """
     found = []
     for line in trace.splitlines():
@@ -274,7 +277,11 @@ def test_no_file_is_touched_while_answering(faces_index, tmp_path):
     big = io.BytesIO()
     photo.resize((photo.width * 2, photo.height * 2)).save(big, "PNG")
     assert len(big.getvalue()) > 5_000_000
-    with serve(index_dir, tmp_path / "server.log", workers=2) as server:
+    with serve(index_dir, tmp_path / "server.log", workers=2, env={"PHOTOCHECK_METRICS": "1"}) as server:
+        # Both workers loaded (each creates its metric files then, in memory): only answering is traced.
+        deadline = time.monotonic() + 120
+        while server.output().count("] serving ") < 2 and time.monotonic() < deadline:
+            time.sleep(0.3)
         pids = [server.process.pid, *server.worker_pids()]
         trace_file = tmp_path / "trace.txt"
         tracer = subprocess.Popen(
@@ -296,6 +303,7 @@ def test_no_file_is_touched_while_answering(faces_index, tmp_path):
             for _ in range(2):
                 response = requests.post(f"{server.url}/api/v1/check", files={"image": (name, body)}, timeout=120)
                 assert response.status_code == 200 and response.json()["faces_detected"] >= 1
+                assert "photocheck_check_stage_seconds" in requests.get(f"{server.url}/metrics", timeout=30).text
         time.sleep(0.5)
         tracer.send_signal(signal.SIGINT)
         tracer.wait(timeout=30)
@@ -343,6 +351,46 @@ def test_hup_reloads_a_changed_index_without_dropping_a_request(faces_index, dli
     assert failures == []
     assert answers[0] == 2 and answers[-1] == 3
     assert len(answers) > 20
+
+
+#: The Dockerfile's user.
+CONTAINER_UID = 10001
+
+
+def test_an_index_built_by_one_user_is_served_by_the_containers_user(faces_index, tmp_path):
+    """The index as its builder (root here) left it, mode bits and all, served by uid 10001."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to the container's user needs root (CI runs as root)")
+    index_dir, held_out = faces_index
+    shared = Path(tempfile.mkdtemp(prefix="photocheck-shared-"))  # pytest's own folders are 0700
+    try:
+        shared.chmod(0o755)
+        shutil.copytree(index_dir, shared / "index")  # copy2: the files keep the modes the build gave them
+        assert (shared / "index" / "manifest.json").stat().st_mode & 0o777 == 0o644
+        env = {"HOME": "/nonexistent"}
+        with serve(shared / "index", tmp_path / "server.log", env=env, as_user=CONTAINER_UID) as server:
+            assert {p.stat().st_uid for p in map(lambda pid: Path(f"/proc/{pid}"), server.worker_pids())} == {
+                CONTAINER_UID
+            }
+            with open(held_out["obama"][0], "rb") as f:
+                answer = requests.post(f"{server.url}/api/v1/check", files={"image": ("me.jpg", f)}, timeout=60)
+            assert answer.status_code == 200, answer.text
+            assert {r["dataset"]: r["verdict"] for r in answer.json()["results"]}["politicians"] == "match"
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
+
+
+def test_the_access_log_gives_the_size_of_static_files(faces_server):
+    script = requests.get(f"{faces_server.url}/static/check-ui.js", timeout=10)
+    assert script.status_code == 200
+    time.sleep(0.3)
+    assert f'"GET /static/check-ui.js" 200 {len(script.content)} ' in faces_server.output()
+
+
+def test_a_405_says_which_methods_are_allowed(client):
+    response = client.delete("/api/v1/check")
+    assert response.status_code == 405 and response.get_json()["error"]["code"] == "method_not_allowed"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) >= {"POST", "OPTIONS"}
 
 
 def test_client_ips_are_logged_only_when_turned_on(faces_index, tmp_path):

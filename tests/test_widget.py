@@ -414,14 +414,14 @@ def test_a_photo_with_two_faces_on_a_themed_host_page(visit: Visit, sites: Sites
     with page.expect_response(lambda r: r.url.endswith("/api/v1/check")):
         widget.locator("input[type=file]").set_input_files(GROUP)
     faces = widget.locator(".pc-face")
-    expect(faces).to_have_text(["Face 1 (largest)", "Face 2"])
+    expect(faces).to_have_text(["Face 0 (largest)", "Face 1"])  # from 0, as the API and the CLI
     faces.nth(0).focus()
     page.keyboard.press("Tab")
     expect(faces.nth(1)).to_be_focused()
     with page.expect_response(lambda r: r.url.endswith("/api/v1/check")) as second:
         page.keyboard.press("Enter")
     assert second.value.json()["face"]["number"] == 1
-    expect(widget.get_by_role("status")).to_contain_text("this is face 2")
+    expect(widget.get_by_role("status")).to_contain_text("this is face 1")
     expect(widget.locator(".pc-result[data-dataset='actors'] .pc-verdict")).to_have_text("Likely in this dataset")
     expect(faces.nth(1)).to_have_attribute("aria-pressed", "true")
     assert not visit.errors and not [line for line in visit.console if line.startswith("error")], visit.console

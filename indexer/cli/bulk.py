@@ -14,6 +14,7 @@ from .common import (
     json_option,
     model_root_option,
     path_column_option,
+    quiet,
     source_format_option,
 )
 
@@ -118,7 +119,7 @@ def bulk(
         path_column=path_column,
         batch_size=batch_size,
         concurrency=concurrency,
-        progress=not no_progress and not as_json,
+        progress=not no_progress and not as_json and not quiet(),
         html=not no_html,
     )
     if as_json:

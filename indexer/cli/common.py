@@ -43,8 +43,21 @@ def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+def quiet() -> bool:
+    """Whether `photocheck --quiet` asked for warnings and errors only."""
+    context = click.get_current_context(silent=True)
+    return bool(context and context.find_root().params.get("quiet"))
+
+
 def err(message: str) -> None:
-    click.echo(message, err=True)
+    """A message for the person at the terminal, on stderr (none under --quiet)."""
+    if not quiet():
+        click.echo(message, err=True)
+
+
+def counted(number: int, noun: str) -> str:
+    """'1 face', '2 faces'."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 # -- shared options --------------------------------------------------------------------------

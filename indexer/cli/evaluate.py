@@ -15,6 +15,7 @@ from .common import (
     err,
     json_option,
     model_root_option,
+    quiet,
     workers_option,
 )
 
@@ -101,7 +102,7 @@ def eval_command(
     chosen.load()
     described = chosen.describe()
     err(f"embedder: {described['name']} ({described['model']}, {described['dimension']}-d)")
-    progress = not no_progress and not as_json
+    progress = not no_progress and not as_json and not quiet()
 
     if fit_calibration is not None:
         if identities is None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
 from .common import (
     DATE_PATTERN,
+    counted,
     device_option,
     echo_json,
     embedder_option,
@@ -18,6 +20,7 @@ from .common import (
     json_option,
     model_root_option,
     path_column_option,
+    quiet,
     source_format_option,
     workers_option,
 )
@@ -156,7 +159,7 @@ def index_add(
         workers=workers,
         index_type=index_type,
         max_pixels=max_pixels,
-        progress=not no_progress and not as_json,
+        progress=not no_progress and not as_json and not quiet(),
         prior=prior,
         fields={**given, "evidence": evidence, "catalog": catalog_name},
     )
@@ -167,9 +170,9 @@ def index_add(
     rate = summary.images / summary.seconds if summary.seconds else 0.0
     lines = [
         f"dataset {totals.name}: {'resumed, ' if summary.resumed else ''}"
-        f"{summary.images} images read in {summary.seconds:.1f}s ({rate:.1f} images/s)"
+        f"{counted(summary.images, 'image')} read in {summary.seconds:.1f}s ({rate:.1f} images/s)"
         + (f", {summary.skipped} done before" if summary.skipped else ""),
-        f"  faces indexed:             {summary.faces}",
+        f"  faces indexed:             {summary.faces:,}",
         f"  images with no face:       {summary.no_face}",
         f"  images with small faces:   {summary.too_small} (every face too small to judge)",
         f"  bad images:                {len(summary.bad)}",
@@ -181,7 +184,8 @@ def index_add(
     if summary.report:
         lines.append(f"  report of bad images: {summary.report}")
     lines.append(
-        f"index {index_dir}: {totals.name} holds {totals.faces} faces from {totals.images} images ({totals.index_type})"
+        f"{index_dir}{os.sep}: {totals.name} holds {counted(totals.faces, 'face')} from "
+        f"{counted(totals.images, 'image')} ({totals.index_type})"
     )
     click.echo("\n".join(lines))
 
@@ -219,8 +223,8 @@ def index_list(index_dir: Path, as_json: bool) -> None:
         return
     embedder = manifest["embedder"]
     click.echo(
-        f"index {index_dir} (version {manifest['index_version']}, {embedder['name']} {embedder['model']}, "
-        f"{embedder['dimension']}-d)"
+        f"{index_dir}{os.sep}: index version {manifest['index_version']}, {embedder['name']} {embedder['model']}, "
+        f"{embedder['dimension']}-d"
     )
     thresholds = describe_thresholds(manifest["confidence"])
     click.echo(
@@ -231,7 +235,8 @@ def index_list(index_dir: Path, as_json: bool) -> None:
         click.echo("no datasets yet")
     for d in datasets:
         state = "" if d.status == "complete" else f"  [{d.status}: run the same index add to resume]"
-        click.echo(f"  {d.name:<20} {d.faces:>9} faces {d.images:>9} images  {d.title or ''}{state}")
+        faces, images = counted(d.faces, "face"), counted(d.images, "image")
+        click.echo(f"  {d.name:<20} {faces:>15} {images:>16}  {d.title or ''}{state}")
 
 
 @index.command("set-confidence")
