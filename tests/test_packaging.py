@@ -46,6 +46,7 @@ def test_the_wheel_holds_the_page_and_the_calibration(wheel: Path):
         assert f"service/static/{static.as_posix()}" in names
     assert "service/gunicorn_conf.py" in names
     assert any(n.startswith("indexer/data/calibration/") and n.endswith(".json") for n in names)
+    assert "indexer/data/catalog.toml" in names
     assert not any(n.startswith(("tests/", "bench/")) for n in names)
 
 
