@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from .atomic import write_atomic
 from .errors import PhotocheckError
@@ -270,6 +270,7 @@ td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 .legend span { display: inline-block; margin-right: 14px; }
 .legend i { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -1px; }
 .note { color: #555; font-size: .9em; }
+.guidance { padding-left: 18px; } .guidance li { margin: 0 0 10px; } .guidance ol { margin: 4px 0; }
 @media print { body { max-width: none; } }
 """
 
@@ -352,6 +353,77 @@ def _evidence_items(result: dict[str, Any]) -> str:
     return f'<ul class="evidence">{"".join(items)}</ul>' if items else ""
 
 
+# -- what members can do next, per dataset (the page's "What you can do next", in short) -------------
+
+#: The catalog's statuses in plain words (static/next-steps.js says the same).
+STATUS_WORDS = {
+    "distributed": "Still distributed",
+    "restricted": "Handed out only on request or under an agreement",
+    "withdrawn": "Withdrawn: no longer distributed",
+    "withdrawn_circulating": "Withdrawn, but copies still circulate",
+}
+
+
+def dataset_guidance(dataset: dict[str, Any], server: str | None = None) -> dict[str, Any]:
+    """What a member matched in ``dataset`` can do: who holds it, its status, its removal route, and the
+    address of the service's next-steps page for it (when the report knows the server).
+
+    ``dataset`` is an entry of the report's ``about["datasets"]``: its ``catalog`` is the catalog entry
+    (a server's /api/v1/datasets) or its name (a local index); a dataset added without one has only
+    its own removal link."""
+    from .catalog import find_entry
+
+    catalog = dataset.get("catalog")
+    entry = catalog if isinstance(catalog, dict) else find_entry(catalog if isinstance(catalog, str) else None)
+    removal = (entry or {}).get("removal") or {}
+    base = server.rstrip("/") if isinstance(server, str) and server.startswith(("http://", "https://")) else None
+    return {
+        "name": dataset.get("name"),
+        "title": (entry or {}).get("title") or dataset.get("title") or dataset.get("name"),
+        "holder": (entry or {}).get("maintainer"),
+        "contact": (entry or {}).get("contact"),
+        "status": STATUS_WORDS.get((entry or {}).get("status") or ""),
+        "status_note": (entry or {}).get("status_note"),
+        "removal_summary": removal.get("summary"),
+        "removal_steps": list(removal.get("steps") or []),
+        "removal_url": removal.get("url") or dataset.get("removal_url"),
+        # The dataset travels in the fragment, which browsers never send to the server.
+        "next_steps_url": f"{base}/next-steps#{quote(str(dataset.get('name') or ''), safe='')}" if base else None,
+    }
+
+
+def _guidance_html(guidance: list[dict[str, Any]]) -> str:
+    if not guidance:
+        return ""
+    out = [
+        "<h2>What members can do</h2>",
+        '<p class="note">For each dataset that holds, or may hold, a member: who holds it and how to ask for '
+        "removal. The service's next-steps page adds the rights that may apply where the member lives and "
+        "drafts a request letter in the member's browser. This is general information, not legal advice.</p>",
+        '<ul class="guidance">',
+    ]
+    for item in guidance:
+        facts = [f"<strong>{_e(item['title'])}</strong>"]
+        if item["holder"]:
+            facts.append(f"Held by {_e(item['holder'])}" + (f" ({_e(item['contact'])})" if item["contact"] else ""))
+        if item["status"]:
+            facts.append(_e(item["status"]) + (f": {_e(item['status_note'])}" if item["status_note"] else ""))
+        removal = _e(item["removal_summary"] or "No removal route is known.")
+        steps = "".join(f"<li>{_e(step)}</li>" for step in item["removal_steps"])
+        links = [
+            _link(item["removal_url"], "where to ask for removal") if item["removal_url"] else "",
+            _link(item["next_steps_url"], "what a member can do next") if item["next_steps_url"] else "",
+        ]
+        out.append(
+            f"<li>{'. '.join(facts)}.<br>{removal}"
+            + (f"<ol>{steps}</ol>" if steps else "")
+            + (f"<br>{' · '.join(link for link in links if link)}" if any(links) else "")
+            + "</li>"
+        )
+    out.append("</ul>")
+    return "\n".join(out)
+
+
 def render_html(records: list[dict[str, Any]], about: dict[str, Any]) -> str:
     datasets = about.get("datasets") or []
     info = {d["name"]: d for d in datasets}
@@ -362,7 +434,8 @@ def render_html(records: list[dict[str, Any]], about: dict[str, Any]) -> str:
             titles.setdefault(result["dataset"], result.get("title") or result["dataset"])
     names = list(counts)
     checked_with = about.get("checked_with") or {}
-    source = checked_with.get("server") or checked_with.get("index") or ""
+    server = checked_with.get("server")
+    source = server or checked_with.get("index") or ""
     members_total = len(records)
     found = sum(1 for m in records if _member_rank(m) == 0)
     possible = sum(1 for m in records if _member_rank(m) == 1)
@@ -413,6 +486,9 @@ def render_html(records: list[dict[str, Any]], about: dict[str, Any]) -> str:
         "is worth a look. Evidence links lead to the dataset's own source of a matched photo, for a removal "
         "request; they are listed only for datasets that publish them.</p>"
     )
+    found_in = [name for name in names if counts[name]["match"] or counts[name]["possible"]]
+    guidance = [dataset_guidance(info.get(name) or {"name": name, "title": titles[name]}, server) for name in found_in]
+    out.append(_guidance_html(guidance))
     out.append("<h2>Members</h2>")
     out.append("<table><thead><tr><th>Member photo</th>")
     out.extend(f"<th>{_e(titles[name])}</th>" for name in names)

@@ -28,6 +28,12 @@ export const CATALOG_STRINGS = {
   undisclosedPointerButton: "Read what is known",
 };
 
+/** The catalog entry /api/v1/datasets gives a dataset (an object), or null for one added without. */
+export function catalogEntry(dataset) {
+  const entry = dataset?.catalog;
+  return entry && typeof entry === "object" ? entry : null;
+}
+
 /** One shared, memoised GET /api/v1/catalog; a failure is forgotten so that a later call tries again. */
 export function catalogLoader(kit) {
   let pending = null;
@@ -70,7 +76,8 @@ function factList(kit, pairs) {
 }
 
 /** The catalog facts of an indexed dataset, folded away under a summary; null without an entry. */
-export function catalogFacts(kit, entry) {
+export function catalogFacts(kit, dataset) {
+  const entry = catalogEntry(dataset);
   if (!entry) return null;
   const { h, t, numbers, webUrl } = kit;
   const count = (value) => (Number.isFinite(value) ? numbers.format(value) : null);

@@ -8,7 +8,7 @@
 
 import { CATALOG_STRINGS, catalogFacts, catalogLoader, createUndisclosed } from "./catalog-view.js";
 import { LOOKUP_STRINGS, createLookup, createTabs } from "./lookup.js";
-import { NEXT_STEPS_STRINGS, createNextSteps } from "./next-steps.js";
+import { NEXT_STEPS_STRINGS, checkFindings, createNextSteps } from "./next-steps.js";
 
 /** All wording the UI shows. Override any of it with `options.strings`; `{name}` is filled in. */
 export const DEFAULT_STRINGS = {
@@ -401,7 +401,7 @@ export function mountCheck(root, options = {}) {
           dataset.description ? h("p", { class: "pc-dataset-description", text: dataset.description }) : null,
           h("p", { class: "pc-meta", text: datasetFacts(dataset, true).join(" · ") }),
           disclosure ? h("p", {}, outLink(disclosure, t("disclosureLink"))) : null,
-          catalogFacts(kit, dataset.catalog),
+          catalogFacts(kit, dataset),
         );
       }),
     );
@@ -591,7 +591,7 @@ export function mountCheck(root, options = {}) {
     drawFaces(answer.faces, answer.face.number);
     renderFacePicker(answer.faces, answer.face.number);
     renderResults(answer.results, info);
-    showNextSteps(answer.results, info, catalog);
+    nextSteps.show(checkFindings(answer.results, info, percent), catalog);
     qualityNote.hidden = answer.face.quality !== "low";
     const done = tc("checked", answer.results.length);
     const which = t("checkedFaceOfMany", {
@@ -623,21 +623,6 @@ export function mountCheck(root, options = {}) {
     resultList.replaceChildren(...sorted.map((result) => renderResult(result, byName.get(result.dataset))));
     resultsExplained.textContent = t("resultsExplained", { prior: percent(info?.thresholds?.prior ?? 0.5) });
     resultsArea.hidden = false;
-  }
-
-  // "What you can do next" (next-steps.js), for the datasets that likely or possibly hold the person.
-  function showNextSteps(results, info, catalog) {
-    const byName = new Map((info?.datasets ?? []).map((dataset) => [dataset.name, dataset]));
-    const checkedAt = new Date();
-    const findings = [...results]
-      .filter((result) => result.verdict === "match" || result.verdict === "possible")
-      .sort((a, b) => VERDICTS[a.verdict].rank - VERDICTS[b.verdict].rank || b.confidence - a.confidence)
-      .map((result) => {
-        const dataset = byName.get(result.dataset) ?? { name: result.dataset, title: result.title };
-        const finding = { kind: "face", verdict: result.verdict, percent: percent(result.confidence) };
-        return { dataset, entry: dataset.catalog ?? null, finding, checkedAt };
-      });
-    nextSteps.show(findings, catalog);
   }
 
   function renderResult(result, dataset) {

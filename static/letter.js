@@ -84,10 +84,18 @@ export function contactEmail(contact) {
  * What the person found, in the letter's words. `finding` is either
  *   { kind: "face", verdict: "match" | "possible", percent: "97%" }   (a check of a photo), or
  *   { kind: "flickr", query: { kind, value }, photos: [{ photo_id, url }], total: N }   (the lookup).
- * Never a photo, and nothing about anyone else: only the verdict and its confidence, or the
- * person's own photo links.
+ * or { kind: "told" } (the /next-steps page: the person says what a check found). Never a photo, and
+ * nothing about anyone else: only the verdict and its confidence, or the person's own photo links.
  */
 function findingParagraphs(finding, title, checked) {
+  if (finding.kind === "told") {
+    // From the /next-steps page, reached from a report: the person fills in what the check found.
+    return [
+      "A check of a photo of my face with photocheck, a service that compares a face with the faces in " +
+        "datasets that have been disclosed, found that your dataset may hold one or more photos of me. " +
+        "[Say when the check was made and what it found.]",
+    ];
+  }
   if (finding.kind === "flickr") {
     const photos = finding.photos ?? [];
     const total = Math.max(finding.total ?? photos.length, photos.length);
@@ -110,8 +118,8 @@ function findingParagraphs(finding, title, checked) {
       : "Your dataset may therefore hold one or more photos of me; I ask you to check.";
   return [
     `On ${checked} I checked a photo of my face with photocheck, a service that compares a face with the ` +
-      `faces in datasets that have been disclosed. Its answer for ${title} was "${words}", with an estimated ` +
-      `${finding.percent} chance that the dataset holds a photo of me. ${belief}`,
+      `faces in datasets that have been disclosed. Its answer for your dataset was "${words}", with an ` +
+      `estimated chance of ${finding.percent} that the dataset holds a photo of me. ${belief}`,
   ];
 }
 

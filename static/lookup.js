@@ -5,6 +5,7 @@
 //
 // Built with the helpers check-ui.js passes in (`kit`), so it works in the page and the widget alike.
 
+import { catalogEntry } from "./catalog-view.js";
 import { createNextSteps } from "./next-steps.js";
 
 export const LOOKUP_STRINGS = {
@@ -12,7 +13,6 @@ export const LOOKUP_STRINGS = {
   checkTab: "Check a photo",
   lookupTab: "Search by Flickr account",
 
-  lookupHeading: "Search by Flickr account",
   lookupIntro:
     "Many of these datasets were made from photos posted on Flickr. If you posted photos there, search for " +
     "your account: the answer says which of its photos each dataset lists.",
@@ -115,11 +115,11 @@ export function createLookup(kit, { id }) {
     h("label", { for: inputId, class: "pc-lookup-label", text: t("lookupLabel") }),
     h("div", { class: "pc-lookup-row" }, input, button),
   );
-  const status = h("p", { class: "pc-status", role: "status", "aria-live": "polite" });
-  const alertMessage = h("p", { class: "pc-alert-message" });
-  const alert = h("div", { class: "pc-alert", role: "alert", hidden: true }, alertMessage);
+  const status = h("p", { class: "pc-lookup-status", role: "status", "aria-live": "polite" });
+  const alertMessage = h("p", { class: "pc-lookup-alert-message" });
+  const alert = h("div", { class: "pc-lookup-alert", role: "alert", hidden: true }, alertMessage);
   const resultsQuery = h("p", { class: "pc-lookup-query" });
-  const resultList = h("ul", { class: "pc-result-list pc-lookup-list" });
+  const resultList = h("ul", { class: "pc-lookup-list" });
   const results = h(
     "section",
     { class: "pc-lookup-results", hidden: true, "aria-labelledby": `${id}-results` },
@@ -131,7 +131,6 @@ export function createLookup(kit, { id }) {
   const element = h(
     "div",
     { class: "pc-lookup" },
-    heading(0, { class: "pc-heading pc-visually-hidden" }, t("lookupHeading")),
     h("p", { class: "pc-lookup-intro", text: t("lookupIntro") }),
     form,
     h("p", { id: `${id}-privacy`, class: "pc-privacy-note", text: t("lookupPrivacy") }),
@@ -208,7 +207,7 @@ export function createLookup(kit, { id }) {
         const dataset = byName.get(result.dataset) ?? { name: result.dataset, title: result.title };
         return {
           dataset,
-          entry: dataset.catalog ?? null,
+          entry: catalogEntry(dataset),
           finding: { kind: "flickr", query, photos: result.items ?? [], total: result.photos },
           checkedAt,
         };
@@ -223,13 +222,17 @@ export function createLookup(kit, { id }) {
     const verdict = found ? "found" : cannot ? "unsearchable" : "not_found";
     return h(
       "li",
-      { class: `pc-result pc-lookup-result pc-lookup-${verdict}`, "data-dataset": result.dataset, "data-lookup": verdict },
+      {
+        class: `pc-lookup-result pc-lookup-${verdict}`,
+        "data-dataset": result.dataset,
+        "data-lookup": verdict,
+      },
       h(
         "div",
-        { class: "pc-result-head" },
-        heading(1, { class: "pc-result-title" }, result.title || result.dataset),
+        { class: "pc-lookup-head" },
+        heading(1, { class: "pc-lookup-title" }, result.title || result.dataset),
         h("span", {
-          class: "pc-verdict",
+          class: "pc-lookup-verdict",
           text: found ? tc("lookupPhotos", result.photos) : cannot ? t("lookupUsernameVerdict") : t("lookupNotIn"),
         }),
       ),

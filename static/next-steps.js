@@ -6,6 +6,7 @@
 // and in the widget's shadow root alike. Nothing here sends a request: the region choice, the letter,
 // copying and saving it all stay on this device.
 
+import { catalogEntry } from "./catalog-view.js";
 import { JURISDICTIONS, REGIONS, contactEmail, draftLetter, regionFromLanguage } from "./letter.js";
 
 export const NEXT_STEPS_STRINGS = {
@@ -48,6 +49,7 @@ export const NEXT_STEPS_STRINGS = {
   nextContact: "Contact",
   nextRemovalHeading: "How to ask for removal",
   nextRemovalLink: "Where to ask for removal",
+  nextSearchLink: "Look yourself up in this dataset",
   nextRemovalNone:
     "Its holder names no way to ask for removal. You can still write to them: the letter below asks for it.",
 
@@ -72,11 +74,35 @@ function places(where) {
   return where ? String(where).split(/\s*[,;]\s*/) : [];
 }
 
-/** The remedies of `catalog` that apply in `region` (none for "elsewhere"). */
+/**
+ * The remedies of `catalog` a person in `region` may use (none for "elsewhere"). Agency orders are
+ * left out: they bind the companies under them, and nobody can invoke them.
+ */
 export function remediesFor(catalog, region) {
   const jurisdiction = JURISDICTIONS[region];
   if (!jurisdiction) return [];
-  return (catalog?.remedies ?? []).filter((remedy) => places(remedy.where).includes(jurisdiction));
+  return (catalog?.remedies ?? []).filter(
+    (remedy) => remedy.kind !== "agency_order" && places(remedy.where).includes(jurisdiction),
+  );
+}
+
+const LIKELY = { match: 0, possible: 1 };
+
+/**
+ * The findings of a check's answer: the datasets that likely or possibly hold the person, likeliest
+ * first, with their /api/v1/datasets facts (`info`) and what the letter may say of the answer.
+ */
+export function checkFindings(results, info, percent) {
+  const byName = new Map((info?.datasets ?? []).map((dataset) => [dataset.name, dataset]));
+  const checkedAt = new Date();
+  return results
+    .filter((result) => result.verdict in LIKELY)
+    .sort((a, b) => LIKELY[a.verdict] - LIKELY[b.verdict] || b.confidence - a.confidence)
+    .map((result) => {
+      const dataset = byName.get(result.dataset) ?? { name: result.dataset, title: result.title };
+      const finding = { kind: "face", verdict: result.verdict, percent: percent(result.confidence) };
+      return { dataset, entry: catalogEntry(dataset), finding, checkedAt };
+    });
 }
 
 /**
@@ -111,8 +137,8 @@ export function createNextSteps(kit, { id }) {
       h("p", { id: `${regionId}-hint`, class: "pc-region-hint", text: t("nextRegionHint") }),
       regionStatus,
     ),
-    rights,
     list,
+    rights,
   );
 
   const state = { findings: [], catalog: null, letters: [], downloads: new Set() };
@@ -190,6 +216,7 @@ export function createNextSteps(kit, { id }) {
   function renderRemoval(entry, dataset) {
     const removal = entry?.removal ?? {};
     const url = webUrl(removal.url) ?? webUrl(dataset.removal_url);
+    const search = webUrl(entry?.search_url);
     const steps = (removal.steps ?? []).filter(Boolean);
     const has = removal.summary || steps.length || url;
     return h(
@@ -199,7 +226,14 @@ export function createNextSteps(kit, { id }) {
       has ? null : h("p", { class: "pc-removal-none", text: t("nextRemovalNone") }),
       removal.summary ? h("p", { class: "pc-removal-summary", text: removal.summary }) : null,
       steps.length ? h("ol", { class: "pc-removal-steps" }, ...steps.map((step) => h("li", { text: step }))) : null,
-      url ? h("p", {}, outLink(url, t("nextRemovalLink"), { class: "pc-removal-link" })) : null,
+      url || search
+        ? h(
+            "ul",
+            { class: "pc-links" },
+            url ? h("li", {}, outLink(url, t("nextRemovalLink"), { class: "pc-removal-link" })) : null,
+            search ? h("li", {}, outLink(search, t("nextSearchLink"), { class: "pc-search-link" })) : null,
+          )
+        : null,
     );
   }
 
