@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from . import lookup
 from .atomic import atomic_path, write_atomic
 from .errors import (
     DatasetExists,
@@ -87,6 +88,7 @@ CREATE TABLE IF NOT EXISTS datasets (
     source_format TEXT,
     index_type TEXT,
     search_params TEXT,
+    catalog TEXT,
     created_at TEXT NOT NULL,
     completed_at TEXT
 );
@@ -123,7 +125,7 @@ CREATE TABLE IF NOT EXISTS dataset_stats (
 CREATE INDEX IF NOT EXISTS faces_entry ON faces(entry_id);
 """
 
-DATASET_FIELDS = ("title", "description", "disclosure_url", "removal_url", "date", "license", "evidence")
+DATASET_FIELDS = ("title", "description", "disclosure_url", "removal_url", "date", "license", "evidence", "catalog")
 
 
 def _now() -> str:
@@ -277,6 +279,7 @@ class DatasetInfo:
     no_face: int = 0
     too_small: int = 0
     bad: int = 0
+    catalog: str | None = None  # the catalog entry it was added with (indexer/catalog.py)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -298,6 +301,7 @@ class DatasetInfo:
             "source": self.source,
             "source_format": self.source_format,
             "index_type": self.index_type,
+            "catalog": self.catalog,
             "images": self.images,
             "no_face": self.no_face,
             "too_small": self.too_small,
@@ -392,6 +396,9 @@ class IndexStore:
                 self._conn.execute("PRAGMA journal_mode=DELETE")  # readers then never write a -wal or -shm file
                 self._conn.execute("PRAGMA synchronous=FULL")
                 self._conn.executescript(SCHEMA)
+                if "catalog" not in {r[1] for r in self._conn.execute("PRAGMA table_info(datasets)")}:
+                    self._conn.execute("ALTER TABLE datasets ADD COLUMN catalog TEXT")  # indexes made before it
+                lookup.create_schema(self._conn)
             self._conn.row_factory = sqlite3.Row
         return self._conn
 
@@ -419,6 +426,7 @@ class IndexStore:
                 ) from None
             self.manifest = read_manifest(self.root)
             self._reconcile()
+            lookup.backfill(self.conn)  # Flickr identifiers of datasets indexed before lookups existed
             yield self
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -575,6 +583,7 @@ class IndexStore:
     def record_entries(self, dataset_id: int, records: Sequence[EntryRecord]) -> None:
         """Commit a batch of read images and their faces in one transaction."""
         with self._transaction() as conn:
+            recorded: list[tuple[int, dict[str, Any]]] = []
             for record in records:
                 cursor = conn.execute(
                     "INSERT INTO entries (dataset_id, key, status, faces, small_faces, error_code, error_message, "
@@ -591,6 +600,7 @@ class IndexStore:
                     ),
                 )
                 entry_id = cursor.lastrowid
+                recorded.append((entry_id, record.metadata))
                 conn.executemany(
                     "INSERT INTO faces (dataset_id, entry_id, face_number, x, y, w, h, score, embedding) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -606,6 +616,7 @@ class IndexStore:
                         for face in record.faces
                     ],
                 )
+            lookup.record_identifiers(conn, dataset_id, recorded)  # the Flickr ids in their metadata
 
     def embeddings(self, dataset_id: int) -> tuple[np.ndarray, np.ndarray]:
         """All (ids, vectors) of a dataset, in id order."""
@@ -683,6 +694,7 @@ class IndexStore:
             faces = conn.execute("DELETE FROM faces WHERE dataset_id = ?", (dataset_id,)).rowcount
             images = conn.execute("DELETE FROM entries WHERE dataset_id = ?", (dataset_id,)).rowcount
             conn.execute("DELETE FROM dataset_stats WHERE dataset_id = ?", (dataset_id,))
+            lookup.delete_identifiers(conn, dataset_id)
             conn.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,))
         self.vector_path(dataset_id).unlink(missing_ok=True)
         return {"faces": faces, "images": images}

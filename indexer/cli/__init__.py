@@ -9,11 +9,13 @@ from __future__ import annotations
 import click
 
 from .bulk import bulk
+from .catalog import catalog
 from .check import check
 from .common import PhotocheckGroup, setup_logging
 from .evaluate import eval_command
 from .index import index
 from .keys import keys
+from .lookup import lookup
 from .models import models
 from .serve import serve
 
@@ -32,12 +34,14 @@ def cli(verbose: int, quiet: bool) -> None:
     Examples:
       photocheck index add --index ./index --dataset faces-demo ./photos
       photocheck check --index ./index selfie.jpg
+      photocheck lookup --index ./index flickr:12345678@N00
+      photocheck catalog list
       photocheck serve --index ./index
     """
     setup_logging(verbose, quiet)
 
 
-for command in (index, check, eval_command, serve, keys, bulk, models):
+for command in (index, check, lookup, catalog, eval_command, serve, keys, bulk, models):
     cli.add_command(command)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from ..errors import PhotocheckError
+from ..sources import FORMATS
 
 log = logging.getLogger("photocheck")
 
@@ -76,10 +77,10 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON o
 source_format_option = click.option(
     "--format",
     "source_format",
-    type=click.Choice(["auto", "folder", "manifest", "webdataset"]),
+    type=click.Choice(list(FORMATS)),
     default="auto",
     show_default=True,
-    help="How SOURCE is laid out.",
+    help="How SOURCE is laid out: generic (folder, manifest, webdataset) or a set's own (ffhq, celeba, megaface).",
 )
 path_column_option = click.option(
     "--path-column", help="Manifest column holding image paths (default: path, file, filename, image...)."

@@ -30,7 +30,13 @@ def index() -> None:
 
 @index.command("add")
 @index_option
-@click.option("--dataset", required=True, help="Short name of the dataset, e.g. megaface.")
+@click.option("--dataset", help="Short name of the dataset, e.g. megaface (default: the --catalog name).")
+@click.option(
+    "--catalog",
+    "catalog_name",
+    help="The set's name in photocheck's catalog (`photocheck catalog list`): fills the title, description, "
+    "links, date and licence; options given here win.",
+)
 @click.option("--title", help="Human title, e.g. 'MegaFace (University of Washington, 2016)'.")
 @click.option("--description", help="What the set is and who used it.")
 @click.option("--disclosure-url", help="Where the set's use was disclosed.")
@@ -66,7 +72,8 @@ def index() -> None:
 @click.argument("source", type=click.Path(path_type=Path))
 def index_add(
     index_dir: Path,
-    dataset: str,
+    dataset: str | None,
+    catalog_name: str | None,
     title: str | None,
     description: str | None,
     disclosure_url: str | None,
@@ -99,6 +106,7 @@ def index_add(
 
     \b
     Examples:
+      photocheck index add --index ./index --catalog ffhq ./ffhq/
       photocheck index add --index ./index --dataset pipa --title "PIPA" ./pipa/
       photocheck index add --index ./index --dataset laion-face-00 ./shards/ --workers 2
       photocheck index add --index ./index --dataset scraped ./manifest.csv --path-column file
@@ -107,6 +115,23 @@ def index_add(
 
     if date and not DATE_PATTERN.match(date):
         raise click.BadParameter("use YYYY, YYYY-MM or YYYY-MM-DD", param_hint="--date")
+    given = {
+        "title": title,
+        "description": description,
+        "disclosure_url": disclosure_url,
+        "removal_url": removal_url,
+        "date": date,
+        "license": license_,
+    }
+    if catalog_name:
+        from ..catalog import dataset_fields, get_entry
+
+        entry = get_entry(catalog_name)
+        given = {k: v if v is not None else dataset_fields(entry)[k] for k, v in given.items()}
+        catalog_name = entry["name"]
+    dataset = dataset or catalog_name
+    if not dataset:
+        raise click.UsageError("Name the dataset with --dataset NAME, or give its catalog entry with --catalog NAME.")
     threads = 0 if workers == 1 else 1
     options = embedder_options(
         device,
@@ -133,15 +158,7 @@ def index_add(
         max_pixels=max_pixels,
         progress=not no_progress and not as_json,
         prior=prior,
-        fields={
-            "title": title,
-            "description": description,
-            "disclosure_url": disclosure_url,
-            "removal_url": removal_url,
-            "date": date,
-            "license": license_,
-            "evidence": evidence,
-        },
+        fields={**given, "evidence": evidence, "catalog": catalog_name},
     )
     if as_json:
         echo_json(summary.as_dict())
