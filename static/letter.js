@@ -101,15 +101,13 @@ function findingParagraphs(finding, title, checked) {
     const total = Math.max(finding.total ?? photos.length, photos.length);
     const listed = photos.map((photo) => `  - ${photo.url || `Flickr photo ${photo.photo_id}`}`);
     const more = total > photos.length ? [`  - and ${total - photos.length} more`] : [];
-    const asked =
+    const service = "photocheck, a service that looks up the Flickr photos listed in disclosed datasets,";
+    const found =
       finding.query?.kind === "photo"
-        ? `for a photo of mine on Flickr (${finding.query.value})`
-        : `for my Flickr account (${finding.query?.value ?? ""})`;
-    return [
-      `On ${checked} I searched photocheck, a service that looks up the Flickr photos listed in disclosed ` +
-        `datasets, ${asked}. It found ${total} ${total === 1 ? "photo" : "photos"} from my account in ${title}:`,
-      [...listed, ...more].join("\n"),
-    ];
+        ? `On ${checked} I searched ${service} for one of my photos on Flickr. It found it in ${title}:`
+        : `On ${checked} I searched ${service} for my Flickr account (${finding.query?.value ?? ""}). It found ` +
+          `${total} ${total === 1 ? "photo" : "photos"} from my account in ${title}:`;
+    return [found, [...listed, ...more].join("\n")];
   }
   const words = VERDICT_WORDS[finding.verdict] ?? VERDICT_WORDS.possible;
   const belief =

@@ -29,15 +29,22 @@ export const LOOKUP_STRINGS = {
   lookupResultsHeading: "Results",
   lookupQuery_nsid: "For the Flickr account {value}",
   lookupQuery_username: "For the Flickr username {value}",
-  lookupQuery_photo: "For the account of the Flickr photo {value}",
+  lookupQuery_photo: "For the Flickr photo {value}",
   lookupFound: "Found",
   lookupPhotos: "{count} photos from this account",
   lookupPhotosOne: "{count} photo from this account",
+  lookupPhotoIn: "This photo is in this dataset",
   lookupNotIn: "Not in this dataset",
-  lookupUsernameVerdict: "Cannot be searched by username",
-  lookupUsernameNo:
+  lookupCannot_username: "Cannot be searched by username",
+  lookupCannot_nsid: "Cannot be searched by account id",
+  lookupCannot_photo: "Cannot be searched by photo",
+  lookupWhy_username:
     "A username cannot be searched in this dataset: its metadata names accounts by their id, not their " +
     "username. Search with your account id (such as 12345678@N00) or a link to one of your photos instead.",
+  lookupWhy_nsid:
+    "An account id cannot be searched in this dataset: its metadata does not name accounts by their id. " +
+    "Search with your username or a link to one of your photos instead.",
+  lookupWhy_photo: "A photo cannot be searched in this dataset: its metadata does not name Flickr photos.",
   lookupListed: "The first {shown} are listed.",
   lookupPhoto: "Photo {id} on Flickr",
 };
@@ -96,7 +103,7 @@ export function createTabs(kit, { id, label, tabs }) {
 
 /** The search panel. kit.loadDatasets() and kit.loadCatalog() give the facts its next steps need. */
 export function createLookup(kit, { id }) {
-  const { h, t, tc, heading, outLink, webUrl } = kit;
+  const { h, t, tc, heading, outLink, webUrl, numbers } = kit;
   const inputId = `${id}-query`;
   const input = h("input", {
     id: inputId,
@@ -217,26 +224,32 @@ export function createLookup(kit, { id }) {
 
   function renderResult(result, query) {
     const found = result.photos > 0;
-    const cannot = !found && query.kind === "username" && result.username_searchable === false;
+    // Whether the dataset's metadata holds what this kind of query needs (older answers: usernames only).
+    const searchable = result.searchable ?? (query.kind !== "username" || result.username_searchable !== false);
+    const cannot = !found && !searchable;
     const items = result.items ?? [];
-    const verdict = found ? "found" : cannot ? "unsearchable" : "not_found";
+    const outcome = found ? "found" : cannot ? "unsearchable" : "not_found";
+    const words = found
+      ? query.kind === "photo"
+        ? t("lookupPhotoIn")
+        : tc("lookupPhotos", result.photos)
+      : cannot
+        ? t(`lookupCannot_${query.kind}`)
+        : t("lookupNotIn");
     return h(
       "li",
       {
-        class: `pc-lookup-result pc-lookup-${verdict}`,
+        class: `pc-lookup-result pc-lookup-${outcome}`,
         "data-dataset": result.dataset,
-        "data-lookup": verdict,
+        "data-lookup": outcome,
       },
       h(
         "div",
         { class: "pc-lookup-head" },
         heading(1, { class: "pc-lookup-title" }, result.title || result.dataset),
-        h("span", {
-          class: "pc-lookup-verdict",
-          text: found ? tc("lookupPhotos", result.photos) : cannot ? t("lookupUsernameVerdict") : t("lookupNotIn"),
-        }),
+        h("span", { class: "pc-lookup-verdict", text: words }),
       ),
-      cannot ? h("p", { class: "pc-lookup-cannot", text: t("lookupUsernameNo") }) : null,
+      cannot ? h("p", { class: "pc-lookup-cannot", text: t(`lookupWhy_${query.kind}`) }) : null,
       found && items.length
         ? h(
             "ul",
@@ -248,7 +261,9 @@ export function createLookup(kit, { id }) {
             }),
           )
         : null,
-      found && items.length < result.photos ? h("p", { class: "pc-meta", text: t("lookupListed", { shown: items.length }) }) : null,
+      found && items.length < result.photos
+        ? h("p", { class: "pc-meta", text: t("lookupListed", { shown: numbers.format(items.length) }) })
+        : null,
     );
   }
 

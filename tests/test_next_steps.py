@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from browser import chromium, screenshot_path
 from conftest import FACES
+from PIL import Image
 from playwright.sync_api import Browser, Locator, Page, expect
 from servers import Server, host_server, serve
 
@@ -42,56 +43,58 @@ document.addEventListener("securitypolicyviolation", (event) => {
 """
 
 
-def ffhq_sidecar(photo: Path) -> dict:
-    """What FFHQ's ffhq-dataset-v2.json holds for an image: its Flickr page, author and licence."""
+def ffhq_record(number: int, photo: Path) -> dict:
+    """What FFHQ's ffhq-dataset-v2.json holds for an image: its Flickr page, author and licence, and files."""
     owner, author = (OTHER_ACCOUNT, "someone_else") if photo.name == "biden.jpg" else (ACCOUNT, USERNAME)
-    photo_id = PHOTOS[photo.name]
     return {
         "category": "training",
         "metadata": {
-            "photo_url": f"https://www.flickr.com/photos/{owner}/{photo_id}/",
+            "photo_url": f"https://www.flickr.com/photos/{owner}/{PHOTOS[photo.name]}/",
             "photo_title": "untitled",
             "author": author,
+            "country": "",
             "license": "Attribution License",
             "license_url": "https://creativecommons.org/licenses/by/2.0/",
+            "date_uploaded": "2009-06-07",
+            "date_crawled": "2018-10-10",
         },
-        "image": {"file_path": f"images1024x1024/00000/{photo_id}.png"},
+        "image": {"file_path": f"images1024x1024/00000/{number:05d}.png"},
+        "in_the_wild": {"file_path": f"in-the-wild-images/00000/{number:05d}.png", "face_rect": [0, 0, 10, 10]},
     }
 
 
 @pytest.fixture(scope="module")
 def catalog_index(tmp_path_factory, dlib_embedder) -> Path:
-    """Two datasets added with catalog names: ``ffhq-sample`` (ffhq) holds Obama (3 photos) and Biden,
-    with FFHQ-style metadata; ``megaface-sample`` (megaface) holds Kit Harington and Rose Leslie, with
-    MegaFace-style metadata (photo id and owner NSID, no username)."""
+    """Two datasets added with catalog names, in their sets' own layouts: ``ffhq-sample`` (ffhq) holds
+    Obama (3 photos) and Biden in FFHQ's (ffhq-dataset-v2.json and its in-the-wild images);
+    ``megaface-sample`` (megaface) holds Kit Harington and Rose Leslie in MegaFace's (a folder per
+    owner NSID, files named by photo id: no usernames)."""
     from indexer.pipeline import build_dataset
 
     base = tmp_path_factory.mktemp("catalog-index")
     ffhq = base / "sources" / "ffhq"
-    megaface = base / "sources" / "megaface"
-    for photo in [*sorted((FACES / "people" / "obama").iterdir())[:-1], FACES / "people" / "biden" / "biden.jpg"]:
-        target = ffhq / photo.parent.name / photo.name
+    obama = sorted((FACES / "people" / "obama").iterdir())[:-1]
+    records = {}
+    for number, photo in enumerate([*obama, FACES / "people" / "biden" / "biden.jpg"]):
+        records[str(number)] = ffhq_record(number, photo)
+        target = ffhq / records[str(number)]["in_the_wild"]["file_path"]
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(photo, target)
-        target.with_name(target.name + ".json").write_text(json.dumps(ffhq_sidecar(photo)))
-    kit_and_rose = [
-        *sorted((FACES / "people" / "kit_harington").iterdir())[:-1],
-        FACES / "people" / "rose_leslie" / "img1.jpg",
-    ]
-    for number, photo in enumerate(kit_and_rose):
-        target = megaface / photo.parent.name / photo.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(photo, target)
-        target.with_name(target.name + ".json").write_text(
-            json.dumps({"flickr_photo_id": f"70000000{number}", "owner": MEGAFACE_ACCOUNT})
-        )
-    for name, source, catalog in (("ffhq-sample", ffhq, "ffhq"), ("megaface-sample", megaface, "megaface")):
+        Image.open(photo).save(target, "PNG")
+    (ffhq / "ffhq-dataset-v2.json").write_text(json.dumps(records))
+    megaface = base / "sources" / "megaface" / "FlickrFinal2" / "999" / MEGAFACE_ACCOUNT
+    megaface.mkdir(parents=True)
+    kit = sorted((FACES / "people" / "kit_harington").iterdir())[:-1]
+    for number, photo in enumerate([*kit, FACES / "people" / "rose_leslie" / "img1.jpg"]):
+        shutil.copy(photo, megaface / f"70000000{number}_0.jpg")
+    for name, source in (("ffhq-sample", ffhq), ("megaface-sample", base / "sources" / "megaface")):
+        catalog = name.removesuffix("-sample")
         build_dataset(
             base / "index",
             source,
             dataset=name,
             embedder=dlib_embedder,
             progress=False,
+            source_format=catalog,
             fields={**dataset_fields(get_entry(catalog)), "catalog": catalog},
         )
     return base / "index"
@@ -409,11 +412,15 @@ def test_the_lookup_tab_shows_an_accounts_photos_per_dataset(new_visit, server: 
     expect(megaface.locator(".pc-lookup-verdict")).to_have_text("Cannot be searched by username")
     expect(megaface.locator(".pc-lookup-cannot")).to_contain_text("Search with your account id")
 
-    # A photo's link finds its account's photos; the MegaFace account by its NSID.
+    # A photo's link finds that photo; the MegaFace account is found by its NSID.
     query.fill(f"https://www.flickr.com/photos/{OTHER_ACCOUNT}/{PHOTOS['biden.jpg']}/in/dateposted/")
     with page.expect_response(lambda r: "/api/v1/lookup?" in r.url):
         query.press("Enter")
-    expect(ffhq.locator(".pc-lookup-verdict")).to_have_text("1 photo from this account")
+    expect(panel.locator(".pc-lookup-query")).to_have_text(f"For the Flickr photo {PHOTOS['biden.jpg']}")
+    expect(ffhq.locator(".pc-lookup-verdict")).to_have_text("This photo is in this dataset")
+    expect(ffhq.locator(".pc-photo-link")).to_have_attribute(
+        "href", f"https://www.flickr.com/photos/{OTHER_ACCOUNT}/{PHOTOS['biden.jpg']}/"
+    )
     query.fill(MEGAFACE_ACCOUNT)
     with page.expect_response(lambda r: "/api/v1/lookup?" in r.url):
         query.press("Enter")
@@ -528,7 +535,7 @@ def test_the_widget_on_another_site_shows_the_next_steps_and_drafts_the_letter(
             pages["/news.html"] = (
                 '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>News</title>'
                 '<link rel="icon" href="data:,"></head><body><h1>A news site</h1><h2>Check yourself</h2>'
-                '<div data-photocheck data-heading-level="3"></div>'
+                '<div data-photocheck data-heading-level="3" data-lookup="off"></div>'
                 f'<script src="{service.url}/widget.js" defer crossorigin="anonymous" '
                 'referrerpolicy="no-referrer"></script></body></html>'
             )
@@ -544,6 +551,7 @@ def test_the_widget_on_another_site_shows_the_next_steps_and_drafts_the_letter(
                 page.goto(f"{host}/news.html")
                 widget = page.locator("[data-photocheck]")
                 expect(widget.locator(".pc-collection")).to_have_count(3)
+                expect(widget.get_by_role("tab")).to_have_count(0)  # data-lookup="off": the photo check only
                 with page.expect_response(lambda r: r.url == f"{service.url}/api/v1/check"):
                     widget.locator("input[type=file]").set_input_files(OBAMA)
                 steps = widget.locator(".pc-next-steps")
