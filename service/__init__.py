@@ -84,6 +84,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     widget.init_app(app)  # before the limiter and the headers: see service/widget.py
     limiter = Limiter(get_remote_address, app=app)
     app.view_functions["api.check"] = limiter.limit(lambda: app.config["RATE_LIMIT"])(app.view_functions["api.check"])
+    # Lookups are answered from the same worker budget, so they get the checks' per-client limit.
+    app.view_functions["api.lookup"] = limiter.limit(lambda: app.config["RATE_LIMIT"])(app.view_functions["api.lookup"])
     from .bulk import register_bulk  # POST /api/v1/bulk: keyed, limited per key (service/bulk.py)
 
     register_bulk(app, limiter)
@@ -113,7 +115,7 @@ def _register_errors(app: Flask) -> None:
         code = HTTP_CODES.get(exc.code or 500, "error")
         message = {
             "upload_too_large": f"The upload is larger than {app.config['MAX_UPLOAD_MB']} MB. Use a smaller photo.",
-            "rate_limited": "Too many checks from this address; wait a minute and try again.",
+            "rate_limited": "Too many requests from this address; wait a minute and try again.",
             "not_found": "There is no such API endpoint; see /api/v1/openapi.json.",
             "method_not_allowed": f"{request.method} is not allowed here; see /api/v1/openapi.json.",
         }.get(code, exc.description or "The request could not be handled.")

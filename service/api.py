@@ -1,10 +1,11 @@
-"""The JSON API under /api/v1: check a photo, list the datasets, describe itself (OpenAPI)."""
+"""The JSON API under /api/v1: check a photo, look up a Flickr account, list the datasets and the
+catalog, describe itself (OpenAPI)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, current_app, jsonify, request
 
 from indexer.errors import PhotocheckError
 
@@ -16,6 +17,7 @@ api = Blueprint("api", __name__, url_prefix="/api/v1")
 #: HTTP status for each stable error code; anything a person sent wrong is a 4xx, never a 5xx.
 STATUS = {
     "malformed_request": 400,
+    "bad_flickr_query": 400,
     "unreadable_image": 400,
     "origin_not_allowed": 403,
     "not_found": 404,
@@ -79,6 +81,20 @@ def check():
 @api.get("/datasets")
 def datasets():
     return jsonify(_state().datasets())
+
+
+@api.get("/lookup")
+def lookup():
+    """Which of a Flickr account's photos (or is a photo) in each dataset; the query is neither kept nor logged."""
+    return jsonify(_state().lookup(request.args.get("flickr", "")))
+
+
+@api.get("/catalog")
+def catalog():
+    """The shipped catalog: disclosed datasets, never-disclosed collections, remedies. No index needed."""
+    from indexer.catalog import load_catalog
+
+    return jsonify(load_catalog().as_dict())
 
 
 @api.get("/openapi.json")

@@ -98,9 +98,183 @@ CHECK = {
     "additionalProperties": False,
 }
 
+TEXT = {"type": "string", "minLength": 1}
+COUNT = {"type": "integer", "minimum": 1}
+
+SOURCES = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "required": ["title", "url"],
+        "properties": {"title": TEXT, "url": {"type": "string", "format": "uri"}},
+        "additionalProperties": False,
+    },
+    "description": "Where the facts come from.",
+}
+
+_ENTRY_PROPERTIES = {
+    "name": {"type": "string", "pattern": "^[a-z0-9]+(-[a-z0-9]+)*$", "description": "index add --catalog NAME"},
+    "title": TEXT,
+    "year": {"type": "integer"},
+    "images": COUNT,
+    "videos": COUNT,
+    "identities": COUNT,
+    "description": TEXT,
+    "photo_source": {**TEXT, "description": "Where the photos came from."},
+    "distribution": {**TEXT, "description": "How the set is handed out, and where copies circulate."},
+    "terms": TEXT,
+    "maintainer": TEXT,
+    "contact": {**TEXT, "description": "An email address or URL the maintainer publishes."},
+    "page": {"type": "string", "format": "uri", "description": "Where the set is described."},
+    "search_url": {"type": "string", "format": "uri", "description": "Where a person can look themselves up."},
+    "sources": SOURCES,
+}
+
+CATALOG_ENTRY = {
+    "type": "object",
+    "description": "A disclosed face dataset, as photocheck's catalog describes it.",
+    "required": [
+        "name",
+        "title",
+        "year",
+        "description",
+        "photo_source",
+        "distribution",
+        "terms",
+        "status",
+        "status_note",
+        "maintainer",
+        "page",
+        "removal",
+        "disclosed",
+        "sources",
+    ],
+    "properties": {
+        **_ENTRY_PROPERTIES,
+        "status": {"type": "string", "enum": ["distributed", "restricted", "withdrawn", "withdrawn_circulating"]},
+        "status_note": TEXT,
+        "removal": {
+            "type": "object",
+            "required": ["summary", "steps"],
+            "properties": {
+                "summary": TEXT,
+                "url": {"type": "string", "format": "uri", "description": "The removal route, when there is one."},
+                "steps": {"type": "array", "items": TEXT, "description": "Empty when there is no route."},
+            },
+            "additionalProperties": False,
+        },
+        "disclosed": {"const": True},
+    },
+    "additionalProperties": False,
+}
+
+UNDISCLOSED_ENTRY = {
+    "type": "object",
+    "description": "A face collection that was never published: it cannot be checked; what is known, and what to do.",
+    "required": ["name", "title", "description", "photo_source", "distribution", "maintainer", "known", "route"],
+    "properties": {**_ENTRY_PROPERTIES, "known": TEXT, "route": TEXT, "disclosed": {"const": False}},
+    "additionalProperties": False,
+}
+
+REMEDY = {
+    "type": "object",
+    "description": "A right or remedy a person may have after a match. General information, not legal advice.",
+    "required": ["name", "title", "kind", "where", "binds", "needs", "deadline", "notes", "sources"],
+    "properties": {
+        "name": {"type": "string", "examples": ["gdpr-access", "gdpr-erasure", "ccpa-delete", "bipa", "ftc-orders"]},
+        "title": TEXT,
+        "kind": {"type": "string", "enum": ["request", "lawsuit", "agency_order"]},
+        "where": {"type": "array", "items": TEXT, "minItems": 1, "description": "Jurisdictions, e.g. EU/EEA."},
+        "binds": TEXT,
+        "needs": TEXT,
+        "deadline": TEXT,
+        "notes": TEXT,
+        "orders": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "date", "summary"],
+                "properties": {"name": TEXT, "date": {"type": "string", "format": "date"}, "summary": TEXT},
+                "additionalProperties": False,
+            },
+        },
+        "sources": SOURCES,
+    },
+    "additionalProperties": False,
+}
+
+CATALOG = {
+    "type": "object",
+    "required": ["updated", "notice", "datasets", "undisclosed", "remedies"],
+    "properties": {
+        "updated": {"type": "string", "description": "When the facts were gathered (YYYY-MM)."},
+        "notice": {"type": "string", "description": "That this is general information, not legal advice."},
+        "datasets": {"type": "array", "items": {"$ref": "#/components/schemas/CatalogEntry"}},
+        "undisclosed": {"type": "array", "items": {"$ref": "#/components/schemas/UndisclosedEntry"}},
+        "remedies": {"type": "array", "items": {"$ref": "#/components/schemas/Remedy"}},
+    },
+    "additionalProperties": False,
+}
+
+LOOKUP_RESULT = {
+    "type": "object",
+    "required": ["dataset", "title", "photos", "items", "searchable", "username_searchable"],
+    "properties": {
+        "dataset": {"type": "string"},
+        "title": {"type": "string"},
+        "photos": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "How many of the account's photos the dataset holds (0 or 1 for a photo): 0 is 'not in "
+            "this dataset' when searchable is true.",
+        },
+        "items": {
+            "type": "array",
+            "maxItems": 1000,
+            "description": "The photos, by id, with their Flickr page; at most 1,000 (photos counts them all).",
+            "items": {
+                "type": "object",
+                "required": ["photo_id", "url"],
+                "properties": {"photo_id": {"type": "string"}, "url": {"type": "string", "format": "uri"}},
+                "additionalProperties": False,
+            },
+        },
+        "searchable": {
+            "type": "boolean",
+            "description": "Whether the dataset's metadata holds this kind of identifier (owner NSIDs, usernames "
+            "or photo ids); when false, photos 0 means 'cannot tell', not 'not in this dataset'.",
+        },
+        "username_searchable": {
+            "type": "boolean",
+            "description": "Whether the dataset's metadata names accounts by username (path alias or author name).",
+        },
+    },
+    "additionalProperties": False,
+}
+
+LOOKUP = {
+    "type": "object",
+    "required": ["query", "results", "error"],
+    "properties": {
+        "query": {
+            "type": "object",
+            "required": ["kind", "value"],
+            "properties": {
+                "kind": {"type": "string", "enum": ["nsid", "username", "photo"]},
+                "value": {"type": "string", "description": "The NSID, the username, or the photo id."},
+            },
+            "additionalProperties": False,
+        },
+        "results": {"type": "array", "items": {"$ref": "#/components/schemas/LookupResult"}},
+        "error": {"type": "null"},
+    },
+    "additionalProperties": False,
+}
+
 DATASET = {
     "type": "object",
-    "required": ["name", "title", "faces"],
+    "required": ["name", "title", "faces", "catalog"],
     "properties": {
         "name": {"type": "string"},
         "title": {"type": "string"},
@@ -110,6 +284,10 @@ DATASET = {
         "date": {"type": ["string", "null"]},
         "license": {"type": ["string", "null"]},
         "faces": {"type": "integer"},
+        "catalog": {
+            "oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/CatalogEntry"}],
+            "description": "The catalog entry the dataset was added with (index add --catalog), or null.",
+        },
     },
     "additionalProperties": False,
 }
@@ -332,6 +510,46 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/lookup": {
+                "get": {
+                    "operationId": "lookup",
+                    "summary": "Which of a Flickr account's photos, or is a Flickr photo, in each dataset",
+                    "description": (
+                        "Looks the account or photo up in the datasets' own metadata (photo URLs, photo ids, owner "
+                        "NSIDs, path aliases, author names), not by face. A username is found only in datasets "
+                        "whose metadata holds usernames (username_searchable). The query is neither stored nor "
+                        "logged; the answer names the account's own public photos and nothing else of any entry. "
+                        "Rate-limited like checks."
+                    ),
+                    "parameters": [
+                        {
+                            "name": "flickr",
+                            "in": "query",
+                            "required": True,
+                            "description": "A Flickr username, an NSID (12345678@N00), an account URL or a photo URL.",
+                            "schema": {"type": "string", "maxLength": 300},
+                        }
+                    ],
+                    "responses": {
+                        "200": _json("Lookup", "Per dataset, how many of the account's photos it holds, and which."),
+                        "400": _error("Not a Flickr username, NSID or URL (bad_flickr_query)."),
+                        "403": _error(FOREIGN_ORIGIN),
+                        "429": _error("Rate limit reached; see the Retry-After header."),
+                        "503": _error("The index is not loaded yet."),
+                    },
+                }
+            },
+            "/api/v1/catalog": {
+                "get": {
+                    "operationId": "catalog",
+                    "summary": "The catalog of disclosed face datasets, never-disclosed collections and remedies",
+                    "description": "Ships with photocheck; answered whether or not an index is loaded.",
+                    "responses": {
+                        "200": _json("Catalog", "The whole catalog, with each entry's sources."),
+                        "403": _error(FOREIGN_ORIGIN),
+                    },
+                }
+            },
             "/api/v1/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -353,6 +571,12 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                 "BulkResult": BULK_RESULT,
                 "BulkItem": BULK_ITEM,
                 "BulkAnswer": BULK,
+                "CatalogEntry": CATALOG_ENTRY,
+                "UndisclosedEntry": UNDISCLOSED_ENTRY,
+                "Remedy": REMEDY,
+                "Catalog": CATALOG,
+                "LookupResult": LOOKUP_RESULT,
+                "Lookup": LOOKUP,
             },
             "securitySchemes": {
                 "apiKey": {

@@ -6,9 +6,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from indexer.catalog import find_entry
 from indexer.check import Checker, LoadedIndex, embedder_for_index
 from indexer.confidence import describe_thresholds
 from indexer.errors import PhotocheckError
+from indexer.lookup import DatasetRef, FlickrLookup, parse_query
 
 log = logging.getLogger("photocheck")
 
@@ -17,6 +19,7 @@ log = logging.getLogger("photocheck")
 class ServiceState:
     checker: Checker | None = None
     error: str | None = None
+    flickr: FlickrLookup | None = None
 
     @property
     def ready(self) -> bool:
@@ -50,7 +53,7 @@ class ServiceState:
             described["embedder"],
             described["version"],
         )
-        return cls(checker=checker)
+        return cls(checker=checker, flickr=FlickrLookup(index_dir))
 
     def datasets(self) -> dict[str, Any]:
         assert self.checker is not None
@@ -58,5 +61,13 @@ class ServiceState:
         return {
             "index": index.describe(),
             "thresholds": describe_thresholds(index.confidence_config),
-            "datasets": [d.info.public() for d in index.datasets],
+            "datasets": [{**d.info.public(), "catalog": find_entry(d.info.catalog)} for d in index.datasets],
         }
+
+    def lookup(self, text: str) -> dict[str, Any]:
+        """The lookup answer for a Flickr username, NSID or URL, over the datasets this worker serves."""
+        assert self.checker is not None and self.flickr is not None
+        query = parse_query(text)
+        infos = [d.info for d in self.checker.index.datasets]
+        datasets = [DatasetRef(i.id, i.name, i.title or i.name) for i in infos]
+        return {"query": query.as_dict(), "results": self.flickr.lookup(query, datasets), "error": None}
