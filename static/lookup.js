@@ -140,7 +140,7 @@ export function createLookup(kit, { id }) {
     { class: "pc-lookup" },
     h("p", { class: "pc-lookup-intro", text: t("lookupIntro") }),
     form,
-    h("p", { id: `${id}-privacy`, class: "pc-privacy-note", text: t("lookupPrivacy") }),
+    h("p", { id: `${id}-privacy`, class: "pc-lookup-privacy", text: t("lookupPrivacy") }),
     status,
     alert,
     results,

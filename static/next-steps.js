@@ -120,7 +120,8 @@ export function createNextSteps(kit, { id }) {
     ...REGIONS.map((region) => h("option", { value: region, text: t(`nextRegion_${region}`) })),
   );
   regionSelect.value = regionFromLanguage(globalThis.navigator?.language);
-  const regionStatus = h("p", { class: "pc-visually-hidden", role: "status", "aria-live": "polite" });
+  // A live region without role="status": the check's own status line stays the one status of the UI.
+  const regionStatus = h("p", { class: "pc-visually-hidden pc-region-status", "aria-live": "polite" });
   const rights = h("div", { class: "pc-rights" });
   const list = h("ul", { class: "pc-next-list" });
   const element = h(
