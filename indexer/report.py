@@ -8,20 +8,23 @@ Reports are rewritten atomically (a temporary file beside them, then one rename)
 so a run that is killed leaves the last complete report, which the next run reads to skip the
 photos already done. The CSV has one row per member and dataset (one row for a member whose photo
 could not be checked); ``evidence`` is a JSON list in its column. The HTML summary is one
-self-contained file: inline CSS and SVG, no script, nothing fetched from anywhere.
+self-contained file rendered from Jinja2 templates (``indexer/templates/report.html``, autoescaped):
+inline CSS and SVG, no script, nothing fetched from anywhere.
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .atomic import write_atomic
 from .errors import PhotocheckError
@@ -48,6 +51,8 @@ CSV_COLUMNS = (
 CSV_TEXT = ("id", "dataset", "title", "error_code", "error_message")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
 VERDICTS = ("match", "possible", "no_match")
+#: A bulk report holds members' results: readable by its owner only, whatever the umask.
+REPORT_MODE = 0o600
 
 
 class ReportError(PhotocheckError):
@@ -231,12 +236,12 @@ def render_json(records: list[dict[str, Any]], about: dict[str, Any]) -> str:
 def write_report(path: Path, records: list[dict[str, Any]], about: dict[str, Any]) -> None:
     """Replace the report at ``path`` in one rename: a reader sees the old report or the new one."""
     text = render_json(records, about) if report_format(path) == "json" else render_csv(records)
-    write_atomic(path, text.encode("utf-8"))
+    write_atomic(path, text.encode("utf-8"), mode=REPORT_MODE)
 
 
 def write_html(path: Path, records: list[dict[str, Any]], about: dict[str, Any]) -> Path:
     target = html_path(path)
-    write_atomic(target, render_html(records, about).encode("utf-8"))
+    write_atomic(target, render_html(records, about).encode("utf-8"), mode=REPORT_MODE)
     return target
 
 
@@ -249,86 +254,58 @@ def _now() -> str:
 COLOURS = {"match": "#b3261e", "possible": "#c77700", "no_match": "#2e7d32", "errors": "#757575"}
 LABELS = {"match": "Match", "possible": "Possible match", "no_match": "No match", "errors": "Not checked"}
 
-STYLE = """
-body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d1d1f;
-       margin: 0 auto; max-width: 1100px; padding: 24px; background: #fff; }
-h1 { font-size: 1.6em; margin: 0 0 4px; } h2 { font-size: 1.25em; margin: 32px 0 8px; }
-.meta { color: #555; margin: 0 0 16px; }
-.totals { display: flex; flex-wrap: wrap; gap: 12px; margin: 16px 0; padding: 0; list-style: none; }
-.totals li { border: 1px solid #ddd; border-radius: 8px; padding: 8px 14px; min-width: 110px; }
-.totals strong { display: block; font-size: 1.5em; }
-table { border-collapse: collapse; width: 100%; margin: 8px 0; }
-th, td { text-align: left; padding: 6px 8px; border-bottom: 1px solid #e5e5e5; vertical-align: top; }
-th { background: #f6f6f6; font-weight: 600; }
-td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
-.verdict { display: inline-block; border-radius: 4px; padding: 0 6px; color: #fff; font-size: .9em; }
-.verdict.match { background: #b3261e; } .verdict.possible { background: #c77700; }
-.verdict.no_match { background: #2e7d32; } .verdict.error { background: #757575; }
-.conf { color: #555; font-size: .9em; }
-.evidence { margin: 4px 0 0; padding-left: 18px; font-size: .9em; }
-.id { font-family: ui-monospace, Menlo, Consolas, monospace; word-break: break-all; }
-.legend span { display: inline-block; margin-right: 14px; }
-.legend i { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -1px; }
-.note { color: #555; font-size: .9em; }
-.guidance { padding-left: 18px; } .guidance li { margin: 0 0 10px; } .guidance ol { margin: 4px 0; }
-@media print { body { max-width: none; } }
-"""
-
 # No script runs and nothing loads from anywhere, even if a value were to slip through unescaped.
 POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
+@lru_cache(maxsize=1)
+def _templates() -> Environment:
+    """The report's templates (indexer/templates), autoescaped: member ids and metadata are never markup."""
+    return Environment(
+        loader=PackageLoader("indexer", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
 
 
-def _link(url: Any, text: Any) -> str:
-    """A link only for http(s) URLs; anything else (javascript:, data:...) is shown as text."""
-    if isinstance(url, str):
-        try:
-            scheme = urlsplit(url.strip()).scheme.lower()
-        except ValueError:
-            scheme = ""
-        if scheme in ("http", "https"):
-            return f'<a href="{_e(url.strip())}" rel="noreferrer noopener">{_e(text)}</a>'
-    return _e(text)
+def _http_url(url: Any) -> str | None:
+    """The URL if it is http(s), else None: anything else (javascript:, data:...) is shown as text."""
+    if not isinstance(url, str):
+        return None
+    try:
+        scheme = urlsplit(url.strip()).scheme.lower()
+    except ValueError:
+        return None
+    return url.strip() if scheme in ("http", "https") else None
 
 
-def _chart(counts: dict[str, dict[str, int]], titles: dict[str, str]) -> str:
-    """A horizontal stacked bar per dataset, in SVG: members who matched, possibly, not, or not checked."""
+def _chart(counts: dict[str, dict[str, int]], titles: dict[str, str]) -> dict[str, Any]:
+    """The geometry of a horizontal stacked bar per dataset: members who matched, possibly, not, or not checked."""
     label_width, bar_width, row, top = 230, 600, 34, 8
-    height = top + row * max(len(counts), 1) + 8
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{label_width + bar_width + 20}" '
-        f'height="{height}" viewBox="0 0 {label_width + bar_width + 20} {height}" '
-        'aria-label="Members per dataset and verdict">'
-    ]
+    rows = []
     for number, (name, values) in enumerate(counts.items()):
         y = top + number * row
         total = sum(values.values()) or 1
         title = titles.get(name) or name
-        shown = title if len(title) <= 32 else title[:31] + "…"
-        parts.append(
-            f'<text x="{label_width - 8}" y="{y + 17}" text-anchor="end" font-size="13" fill="#1d1d1f">'
-            f"{_e(shown)}</text>"
-        )
-        x = float(label_width)
+        bars, x = [], float(label_width)
         for kind in ("match", "possible", "no_match", "errors"):
             if not values[kind]:
                 continue
             width = bar_width * values[kind] / total
-            parts.append(
-                f'<rect x="{x:.1f}" y="{y}" width="{width:.1f}" height="24" fill="{COLOURS[kind]}">'
-                f"<title>{_e(title)}: {values[kind]} {_e(LABELS[kind].lower())}</title></rect>"
-            )
-            if width >= 28:
-                parts.append(
-                    f'<text x="{x + width / 2:.1f}" y="{y + 17}" text-anchor="middle" font-size="12" '
-                    f'fill="#fff">{values[kind]}</text>'
-                )
+            bars.append({"kind": kind, "count": values[kind], "x": x, "width": width})
             x += width
-    parts.append("</svg>")
-    return "".join(parts)
+        rows.append(
+            {
+                "y": y,
+                "text_y": y + 17,
+                "label_x": label_width - 8,
+                "title": title,
+                "shown": title if len(title) <= 32 else title[:31] + "…",
+                "bars": bars,
+            }
+        )
+    return {"width": label_width + bar_width + 20, "height": top + row * max(len(counts), 1) + 8, "rows": rows}
 
 
 def _member_rank(member: dict[str, Any]) -> int:
@@ -338,19 +315,43 @@ def _member_rank(member: dict[str, Any]) -> int:
     return 0 if "match" in verdicts else 1 if "possible" in verdicts else 3
 
 
-def _evidence_items(result: dict[str, Any]) -> str:
+def _evidence_items(result: dict[str, Any]) -> list[dict[str, Any]]:
     items = []
     for entry in result.get("evidence") or []:
-        label = entry.get("photo_id") or entry.get("key") or "entry"
         named = entry.get("photo_id") and entry.get("key") != entry.get("photo_id")
-        details = [f"entry {_e(entry.get('key'))}"] if named else []
+        details = [f"entry {entry.get('key')}"] if named else []
         if entry.get("license"):
-            details.append(f"licence {_e(entry['license'])}")
+            details.append(f"licence {entry['license']}")
         if entry.get("confidence") is not None:
             details.append(f"confidence {float(entry['confidence']):.2f}")
-        suffix = f' <span class="conf">({", ".join(details)})</span>' if details else ""
-        items.append(f"<li>{_link(entry.get('source_url'), label)}{suffix}</li>")
-    return f'<ul class="evidence">{"".join(items)}</ul>' if items else ""
+        items.append(
+            {
+                "label": entry.get("photo_id") or entry.get("key") or "entry",
+                "url": _http_url(entry.get("source_url")),
+                "details": details,
+            }
+        )
+    return items
+
+
+def _member_view(member: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    view: dict[str, Any] = {"id": member["id"], "error": member.get("error"), "cells": []}
+    by_name = {r["dataset"]: r for r in member.get("results") or []}
+    for name in names:
+        result = by_name.get(name)
+        if result is None:
+            view["cells"].append(None)
+            continue
+        verdict = result["verdict"] if result["verdict"] in VERDICTS else "error"
+        view["cells"].append(
+            {
+                "verdict": verdict,
+                "label": LABELS.get(verdict, verdict),
+                "confidence": f"{float(result['confidence']):.2f}",
+                "evidence": _evidence_items(result),
+            }
+        )
+    return view
 
 
 # -- what members can do next, per dataset (the page's "What you can do next", in short) -------------
@@ -386,42 +387,10 @@ def dataset_guidance(dataset: dict[str, Any], server: str | None = None) -> dict
         "status_note": (entry or {}).get("status_note"),
         "removal_summary": removal.get("summary"),
         "removal_steps": list(removal.get("steps") or []),
-        "removal_url": removal.get("url") or dataset.get("removal_url"),
+        "removal_url": _http_url(removal.get("url") or dataset.get("removal_url")),
         # The dataset travels in the fragment, which browsers never send to the server.
         "next_steps_url": f"{base}/next-steps#{quote(str(dataset.get('name') or ''), safe='')}" if base else None,
     }
-
-
-def _guidance_html(guidance: list[dict[str, Any]]) -> str:
-    if not guidance:
-        return ""
-    out = [
-        "<h2>What members can do</h2>",
-        '<p class="note">For each dataset that holds, or may hold, a member: who holds it and how to ask for '
-        "removal. The service's next-steps page adds the rights that may apply where the member lives and "
-        "drafts a request letter in the member's browser. This is general information, not legal advice.</p>",
-        '<ul class="guidance">',
-    ]
-    for item in guidance:
-        facts = [f"<strong>{_e(item['title'])}</strong>"]
-        if item["holder"]:
-            facts.append(f"Held by {_e(item['holder'])}" + (f" ({_e(item['contact'])})" if item["contact"] else ""))
-        if item["status"]:
-            facts.append(_e(item["status"]) + (f": {_e(item['status_note'])}" if item["status_note"] else ""))
-        removal = _e(item["removal_summary"] or "No removal route is known.")
-        steps = "".join(f"<li>{_e(step)}</li>" for step in item["removal_steps"])
-        links = [
-            _link(item["removal_url"], "where to ask for removal") if item["removal_url"] else "",
-            _link(item["next_steps_url"], "what a member can do next") if item["next_steps_url"] else "",
-        ]
-        out.append(
-            f"<li>{'. '.join(facts)}.<br>{removal}"
-            + (f"<ol>{steps}</ol>" if steps else "")
-            + (f"<br>{' · '.join(link for link in links if link)}" if any(links) else "")
-            + "</li>"
-        )
-    out.append("</ul>")
-    return "\n".join(out)
 
 
 def render_html(records: list[dict[str, Any]], about: dict[str, Any]) -> str:
@@ -435,85 +404,33 @@ def render_html(records: list[dict[str, Any]], about: dict[str, Any]) -> str:
     names = list(counts)
     checked_with = about.get("checked_with") or {}
     server = checked_with.get("server")
-    source = server or checked_with.get("index") or ""
-    members_total = len(records)
-    found = sum(1 for m in records if _member_rank(m) == 0)
-    possible = sum(1 for m in records if _member_rank(m) == 1)
-    errors = sum(1 for m in records if m.get("error"))
-
-    out = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">',
-        '<meta name="referrer" content="no-referrer">',
-        '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        "<title>photocheck bulk report</title>",
-        f"<style>{STYLE}</style></head><body>",
-        "<h1>Bulk check report</h1>",
-        f'<p class="meta">{members_total} member photos checked against {len(names)} disclosed '
-        f"dataset{'s' if len(names) != 1 else ''}" + (f" with {_e(source)}" if source else "") + f", {_e(_now())}.</p>",
-        '<ul class="totals">',
-        f"<li><strong>{members_total}</strong>members</li>",
-        f"<li><strong>{found}</strong>in a dataset (match)</li>",
-        f"<li><strong>{possible}</strong>possibly in a dataset</li>",
-        f"<li><strong>{errors}</strong>photos not checked</li>",
-        "</ul>",
-        "<h2>Datasets</h2>",
-        '<p class="legend">'
-        + "".join(f'<span><i style="background:{COLOURS[k]}"></i>{LABELS[k]}</span>' for k in COLOURS)
-        + "</p>",
-        _chart(counts, titles),
-        '<table><thead><tr><th>Dataset</th><th class="n">Match</th><th class="n">Possible</th>'
-        '<th class="n">No match</th><th class="n">Not checked</th><th>Links</th></tr></thead><tbody>',
-    ]
+    rows = []
     for name in names:
-        values = counts[name]
         dataset = info.get(name) or {}
         links = [
-            _link(dataset.get(k), label)
+            (_http_url(dataset.get(k)), label)
             for k, label in (("disclosure_url", "disclosure"), ("removal_url", "ask for removal"))
             if dataset.get(k)
         ]
-        out.append(
-            f'<tr><td>{_e(titles[name])}<br><span class="conf">{_e(name)}</span></td>'
-            f'<td class="n">{values["match"]}</td><td class="n">{values["possible"]}</td>'
-            f'<td class="n">{values["no_match"]}</td><td class="n">{values["errors"]}</td>'
-            f"<td>{' · '.join(links)}</td></tr>"
-        )
-    out.append("</tbody></table>")
-    out.append(
-        '<p class="note">A match means the dataset very likely holds a photo of the member; a possible match '
-        "is worth a look. Evidence links lead to the dataset's own source of a matched photo, for a removal "
-        "request; they are listed only for datasets that publish them.</p>"
+        rows.append({"name": name, "title": titles[name], "counts": counts[name], "links": links})
+    template = _templates().get_template("report.html")
+    return template.render(
+        policy=POLICY,
+        colours=COLOURS,
+        labels=LABELS,
+        legend=list(LABELS.items()),
+        generated_at=_now(),
+        source=server or checked_with.get("index") or "",
+        members_total=len(records),
+        found=sum(1 for m in records if _member_rank(m) == 0),
+        possible=sum(1 for m in records if _member_rank(m) == 1),
+        errors=sum(1 for m in records if m.get("error")),
+        datasets=rows,
+        chart=_chart(counts, titles),
+        members=[_member_view(m, names) for m in sorted(records, key=_member_rank)],
+        guidance=[
+            dataset_guidance(info.get(name) or {"name": name, "title": titles[name]}, server)
+            for name in names
+            if counts[name]["match"] or counts[name]["possible"]
+        ],
     )
-    found_in = [name for name in names if counts[name]["match"] or counts[name]["possible"]]
-    guidance = [dataset_guidance(info.get(name) or {"name": name, "title": titles[name]}, server) for name in found_in]
-    out.append(_guidance_html(guidance))
-    out.append("<h2>Members</h2>")
-    out.append("<table><thead><tr><th>Member photo</th>")
-    out.extend(f"<th>{_e(titles[name])}</th>" for name in names)
-    out.append("</tr></thead><tbody>")
-    for member in sorted(records, key=_member_rank):
-        out.append(f'<tr><td class="id">{_e(member["id"])}</td>')
-        if member.get("error"):
-            error = member["error"]
-            out.append(
-                f'<td colspan="{max(len(names), 1)}"><span class="verdict error">not checked</span> '
-                f'<span class="conf">{_e(error.get("message"))} [{_e(error.get("code"))}]</span></td></tr>'
-            )
-            continue
-        by_name = {r["dataset"]: r for r in member.get("results") or []}
-        for name in names:
-            result = by_name.get(name)
-            if result is None:
-                out.append("<td></td>")
-                continue
-            verdict = result["verdict"] if result["verdict"] in VERDICTS else "error"
-            out.append(
-                f'<td><span class="verdict {verdict}">{_e(LABELS.get(verdict, verdict))}</span> '
-                f'<span class="conf">{float(result["confidence"]):.2f}</span>{_evidence_items(result)}</td>'
-            )
-        out.append("</tr>")
-    out.append("</tbody></table>")
-    out.append("</body></html>")
-    return "\n".join(out) + "\n"

@@ -14,17 +14,17 @@ from typing import Any
 from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, RequestTimeout
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from indexer.errors import PhotocheckError
 
 from . import widget
 from .api import STATUS, api, error_response
-from .config import DEFAULTS
+from .config import DEFAULTS, setting_on
 from .pages import pages
 from .state import ServiceState
-from .uploads import InMemoryRequest, drain_body
+from .uploads import InMemoryRequest, ReceiveTimeout, drain_body
 
 log = logging.getLogger("photocheck")
 
@@ -32,6 +32,7 @@ HTTP_CODES = {
     400: "malformed_request",
     404: "not_found",
     405: "method_not_allowed",
+    408: "request_timeout",
     413: "upload_too_large",
     429: "rate_limited",
 }
@@ -70,6 +71,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
     app.config["STATIC_DIR"] = str(static_dir())
+    for flag in ("METRICS", "LOG_CLIENT_IP"):  # "off" in the environment means off, as gunicorn_conf reads it
+        app.config[flag] = setting_on(app.config[flag])
     app.config["MAX_CONTENT_LENGTH"] = int(float(app.config["MAX_UPLOAD_MB"]) * 1024 * 1024)
     app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024  # text fields (face) are tiny; the parser buffers up to this
     app.config["RATELIMIT_STORAGE_URI"] = app.config["RATELIMIT_STORAGE"]
@@ -92,7 +95,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     _register_errors(app)
     _register_headers(app)
-    app.extensions["photocheck"] = ServiceState.load(app.config)
+    state = ServiceState.load(app.config)
+    app.extensions["photocheck"] = state
+    from . import metrics
+
+    metrics.init_app(app, state.checker.index.describe() if state.ready else None)
     return app
 
 
@@ -105,6 +112,14 @@ def _register_errors(app: Flask) -> None:
     def library_error(exc: PhotocheckError):
         drain_body()
         return error_response(exc.code, exc.message, STATUS.get(exc.code, 400))
+
+    @app.errorhandler(ReceiveTimeout)
+    def receive_timeout(exc: ReceiveTimeout):
+        # The worker closes the connection after this answer (service/worker.py).
+        message = "The upload did not arrive in time; check the connection and send it again."
+        if not _is_api():
+            return RequestTimeout(message)
+        return error_response("request_timeout", message, 408)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -120,6 +135,8 @@ def _register_errors(app: Flask) -> None:
             "method_not_allowed": f"{request.method} is not allowed here; see /api/v1/openapi.json.",
         }.get(code, exc.description or "The request could not be handled.")
         response = error_response(code, message, exc.code)
+        if exc.code == 405 and getattr(exc, "valid_methods", None):  # RFC 9110: a 405 says what is allowed
+            response.headers["Allow"] = ", ".join(exc.valid_methods)
         if exc.code == 429 and exc.response is not None:  # flask-limiter's Retry-After and limit headers
             for header, value in exc.response.headers.items():
                 if header.lower().startswith(("retry-after", "x-ratelimit")):

@@ -3,12 +3,15 @@ catalog, describe itself (OpenAPI)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from indexer.check import Timer
 from indexer.errors import PhotocheckError
 
+from . import metrics
 from .openapi import openapi_document
 from .uploads import MalformedUpload, read_upload
 
@@ -22,6 +25,7 @@ STATUS = {
     "origin_not_allowed": 403,
     "not_found": 404,
     "method_not_allowed": 405,
+    "request_timeout": 408,
     "image_too_large": 413,
     "upload_too_large": 413,
     "unsupported_format": 415,
@@ -62,12 +66,25 @@ def _face_number(value: str | None) -> int | None:
     return number
 
 
+def checked(state, data: bytes, **options: Any) -> dict[str, Any]:
+    """One check, when this process's turn comes (one at a time: service/worker.py), its stages timed
+    for the metrics when they are on."""
+    timer = Timer() if metrics.metrics() else None
+    arrived = time.perf_counter()
+    with state.checking:
+        waited = time.perf_counter() - arrived
+        answer = state.checker.check(data, timer=timer, **options)
+    if timer is not None:
+        metrics.observe_stages({"queue": waited, **timer.seconds})
+    return answer
+
+
 @api.post("/check")
 def check():
     """One photo in, one answer out; nothing about it is kept."""
     state = _state()
     data, face = read_upload()
-    answer = state.checker.check(data, face_number=_face_number(face))
+    answer = checked(state, data, face_number=_face_number(face))
     del data
     if answer["error"]:
         error = answer["error"]

@@ -28,4 +28,13 @@ DEFAULTS = {
     "KEYS_DB": None,
     "BULK_MAX_IMAGES": 20,
     "BULK_MAX_UPLOAD_MB": 100,
+    # Prometheus metrics at /metrics (service/metrics.py): off unless turned on. No person, no result.
+    "METRICS": False,
 }
+
+
+def setting_on(value: object) -> bool:
+    """A yes/no setting as the environment gives it ("1", "true", "yes", "on"), as gunicorn_conf reads it."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)

@@ -32,6 +32,7 @@ def privacy():
         rate_limit=config["RATE_LIMIT"],
         max_upload_mb=config["MAX_UPLOAD_MB"],
         shared_rate_limits=not str(config["RATELIMIT_STORAGE"]).startswith("memory"),
+        metrics=bool(config["METRICS"]),
     )
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from indexer.catalog import find_entry
@@ -20,6 +21,9 @@ class ServiceState:
     checker: Checker | None = None
     error: str | None = None
     flickr: FlickrLookup | None = None
+    #: At most one check at a time in this process: a check is CPU-bound, and the worker's other threads
+    #: are there to receive uploads (service/worker.py), not to split a core between checks.
+    checking: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def ready(self) -> bool:

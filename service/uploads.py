@@ -43,8 +43,12 @@ def drain_body() -> None:
             if not chunk:
                 break
             remaining -= len(chunk)
-    except (OSError, ValueError):
+    except (OSError, ValueError, ReceiveTimeout):  # past the deadline the drain stops; the connection closes
         pass
+
+
+class ReceiveTimeout(Exception):
+    """The request's body did not arrive within its deadline (raised by the socket, service/worker.py)."""
 
 
 class MalformedUpload(PhotocheckError):

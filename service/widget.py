@@ -13,8 +13,8 @@ that in ``PHOTOCHECK_WIDGET_ORIGINS`` (comma-separated; ``*`` allows any site).
   searched: a multipart POST needs no CORS preflight, so CORS headers alone would not stop the work;
 - listed origins get ``Access-Control-Allow-Origin`` (and ``Vary: Origin``) on the API and on the
   files the widget loads across origins: check-ui.js and the modules it imports (module scripts,
-  always fetched with CORS) and check-ui.css (the widget's ``<link crossorigin="anonymous">``, so that no cookie goes with it), and
-  an empty 204 to a preflight;
+  always fetched with CORS) and check-ui.css (the widget's ``<link crossorigin="anonymous">``, so
+  that no cookie goes with it), and an empty 204 to a preflight;
 - ``/widget.js`` itself may be loaded by any page (``Access-Control-Allow-Origin: *``): it holds
   nothing but the loader, and on a site that is not listed it shows that the check is not offered
   there instead of failing silently.

@@ -117,3 +117,31 @@ def faces_server(faces_index, tmp_path_factory):
     log = tmp_path_factory.mktemp("server") / "server.log"
     with serve(index_dir, log) as server:
         yield server
+
+
+#: The deadline for receiving a request on the hardened server: short, so that slow-client tests are too.
+RECEIVE_TIMEOUT = 8
+
+
+@pytest.fixture(scope="session")
+def hardened_server(faces_index, tmp_path_factory):
+    """`photocheck serve` as an exposed deployment runs it: 2 workers, metrics on, a bulk key; a short
+    receive deadline, and a rate limit high enough for the fuzzers (all their requests come from one
+    address). ``server.bulk_key`` is a key for POST /api/v1/bulk."""
+    from servers import serve
+
+    from indexer.keys import KeyStore
+
+    index_dir, _ = faces_index
+    base = tmp_path_factory.mktemp("hardened")
+    with KeyStore(base / "keys.sqlite") as store:
+        _, key = store.create("Fuzzers", "100000/minute")
+    env = {
+        "PHOTOCHECK_METRICS": "1",
+        "PHOTOCHECK_RECEIVE_TIMEOUT": str(RECEIVE_TIMEOUT),
+        "PHOTOCHECK_RATE_LIMIT": "100000/minute",
+        "PHOTOCHECK_KEYS_DB": str(base / "keys.sqlite"),
+    }
+    with serve(index_dir, base / "server.log", workers=2, env=env) as server:
+        server.bulk_key = key
+        yield server

@@ -29,6 +29,11 @@ class Server:
     url: str
     process: subprocess.Popen
     log: Path
+    bulk_key: str | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -51,28 +56,41 @@ def wait_ready(url: str, process: subprocess.Popen, timeout: float = 90.0) -> No
 
 
 @contextlib.contextmanager
-def serve(index: Path, log: Path, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[Server]:
-    """Run `photocheck serve` until the block ends; its stdout and stderr go to ``log``."""
+def serve(
+    index: Path,
+    log: Path,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    as_user: int | None = None,
+    ready_timeout: float = 90.0,
+) -> Iterator[Server]:
+    """Run `photocheck serve` until the block ends; its stdout and stderr go to ``log``.
+
+    ``as_user``: the uid (and gid) to run it as, through setpriv (the tests run as root in CI), with the
+    Dockerfile's command (gunicorn and the shipped config) rather than `photocheck serve`."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "indexer.cli",
-        "serve",
-        "--index",
-        str(index),
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-    ]
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, cwd="/"
+    env = {**os.environ, **(env or {})}
+    if as_user is None:
+        command = [sys.executable, "-m", "indexer.cli", "serve", "--index", str(index), "--port", str(port)]
+        command += ["--workers", str(workers)]
+    else:
+        command = ["setpriv", f"--reuid={as_user}", f"--regid={as_user}", "--clear-groups"]
+        command += [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "service.wsgi:app"]
+        env.update(
+            PHOTOCHECK_INDEX=str(index),
+            PHOTOCHECK_BIND=f"127.0.0.1:{port}",
+            PHOTOCHECK_WORKERS=str(workers),
+            PYTHONDONTWRITEBYTECODE="1",
         )
+    with open(log, "wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd="/")
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(url, process)
+        try:
+            wait_ready(url, process, ready_timeout)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; its output:\n{log.read_text(errors='replace')[-4000:]}") from None
         yield Server(url, process, log)
     finally:
         process.send_signal(signal.SIGTERM)

@@ -446,7 +446,7 @@ def test_the_html_summary_escapes_what_it_shows():
     )
     assert "<script" not in page and "<b>" not in page and "javascript:" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page  # shown as text, and not linked
-    assert 'href="https://ok.example/p?a=1&amp;b=&quot;2&quot;"' in page
+    assert 'href="https://ok.example/p?a=1&amp;b=&#34;2&#34;"' in page
     assert "<svg" in page and "<img" not in page and 'http-equiv="Content-Security-Policy"' in page
     assert re.search(r"<td class=\"n\">1</td>", page)
 

@@ -15,7 +15,7 @@ def member(photo_id: str, verdicts: dict[str, str]) -> dict:
 
 
 RECORDS = [
-    member("a.jpg", {"ffhq-sample": "match", "megaface-sample": "no_match", "own": "possible"}),
+    member("a.jpg", {"ffhq-sample": "match", "megaface-sample": "no_match", "own": "possible", "odd": "possible"}),
     member("b.jpg", {"ffhq-sample": "no_match", "megaface-sample": "no_match", "own": "no_match"}),
 ]
 
@@ -28,17 +28,19 @@ def test_the_guidance_names_holder_status_removal_and_links_the_next_steps_page(
             {"name": "ffhq-sample", "title": "FFHQ sample", "catalog": get_entry("ffhq")},
             {"name": "megaface-sample", "title": "MegaFace sample", "catalog": "megaface"},
             {"name": "own", "title": "Own <set>", "removal_url": "https://own.example/remove", "catalog": None},
+            {"name": "odd", "title": "Odd", "removal_url": "javascript:alert(1)"},
         ],
     }
     page = reports.render_html(RECORDS, about)
     section = page[page.index("<h2>What members can do</h2>") :]
     assert "not legal advice" in section
-    items = re.findall(r"^<li><strong>.*</li>$", section[: section.index("</ul>")], re.M)
-    assert len(items) == 2  # megaface-sample matched no one: no guidance for it
-    ffhq, own = items
+    items = dict(re.findall(r'<li data-dataset="([^"]+)">(.*?)(?=<li data-dataset=|</ul>)', section, re.S))
+    assert list(items) == ["ffhq-sample", "own", "odd"]  # megaface-sample matched no one: no guidance for it
+    ffhq, own = items["ffhq-sample"], items["own"]
     assert "Flickr-Faces-HQ (FFHQ)" in ffhq and "Held by NVIDIA (researchinquiries@nvidia.com)" in ffhq
     assert "Still distributed" in ffhq
     assert "<li>On Flickr, do one of these for each photo: tag it no_cv;" in ffhq
+    assert "javascript:" not in page and "where to ask for removal" not in items["odd"]  # not a link
     assert 'href="https://github.com/NVlabs/ffhq-dataset#privacy"' in ffhq
     assert 'href="https://photocheck.example.org/next-steps#ffhq-sample"' in ffhq
     # Without a catalog entry: its own removal link, its title escaped, and still the next-steps page.

@@ -10,8 +10,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -343,6 +345,33 @@ def test_hup_reloads_a_changed_index_without_dropping_a_request(faces_index, dli
     assert failures == []
     assert answers[0] == 2 and answers[-1] == 3
     assert len(answers) > 20
+
+
+#: The Dockerfile's user.
+CONTAINER_UID = 10001
+
+
+def test_an_index_built_by_one_user_is_served_by_the_containers_user(faces_index, tmp_path):
+    """The index as its builder (root here) left it, mode bits and all, served by uid 10001."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to the container's user needs root (CI runs as root)")
+    index_dir, held_out = faces_index
+    shared = Path(tempfile.mkdtemp(prefix="photocheck-shared-"))  # pytest's own folders are 0700
+    try:
+        shared.chmod(0o755)
+        shutil.copytree(index_dir, shared / "index")  # copy2: the files keep the modes the build gave them
+        assert (shared / "index" / "manifest.json").stat().st_mode & 0o777 == 0o644
+        env = {"HOME": "/nonexistent"}
+        with serve(shared / "index", tmp_path / "server.log", env=env, as_user=CONTAINER_UID) as server:
+            assert {p.stat().st_uid for p in map(lambda pid: Path(f"/proc/{pid}"), server.worker_pids())} == {
+                CONTAINER_UID
+            }
+            with open(held_out["obama"][0], "rb") as f:
+                answer = requests.post(f"{server.url}/api/v1/check", files={"image": ("me.jpg", f)}, timeout=60)
+            assert answer.status_code == 200, answer.text
+            assert {r["dataset"]: r["verdict"] for r in answer.json()["results"]}["politicians"] == "match"
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def test_client_ips_are_logged_only_when_turned_on(faces_index, tmp_path):

@@ -234,3 +234,32 @@ def test_readers_never_write(tmp_path: Path):
     finally:
         os.chmod(tmp_path / "metadata.sqlite", 0o644)
     assert sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
+
+
+def test_index_files_take_the_umask_mode(tmp_path: Path):
+    """0644 under the usual umask, so that the service's own user (a container's) can read them."""
+    root = tmp_path / "index"
+    previous = os.umask(0o022)
+    try:
+        s = new_store(root)
+        with s.writing():
+            info, _ = s.begin_dataset("set", source="/src/set", source_format="folder")
+            vector = unit(np.random.default_rng(14), 1)[0]
+            s.record_entries(
+                info.id,
+                [
+                    EntryRecord(key="a.jpg", status="indexed", faces=[FaceRecord(0, (0, 0, 50, 50), 0.9, vector)]),
+                    EntryRecord(key="b.jpg", status="bad", error_code="unreadable_image", error_message="Broken."),
+                ],
+            )
+            assert s.write_report(s.finish_dataset(info)) is not None
+        s.close()
+        os.umask(0o027)
+        store.write_atomic(root / "strict.json", b"{}")
+    finally:
+        os.umask(previous)
+    modes = {p.relative_to(root).as_posix(): p.stat().st_mode & 0o777 for p in root.rglob("*") if p.is_file()}
+    assert modes.pop("strict.json") == 0o640
+    assert {"manifest.json", "metadata.sqlite", "reports/set-bad-images.csv"} <= set(modes)
+    assert any(name.startswith("vectors/") for name in modes)
+    assert set(modes.values()) == {0o644}, modes

@@ -48,7 +48,6 @@ def serve(index_dir: Path, host: str, port: int, workers: int, device: str, mode
       photocheck serve --index ./index --host 0.0.0.0 --port 8080 --workers 4
     """
     import os
-    import shutil
 
     from ..store import read_manifest
 
@@ -64,6 +63,6 @@ def serve(index_dir: Path, host: str, port: int, workers: int, device: str, mode
     if model_root:
         env["PHOTOCHECK_MODEL_ROOT"] = str(Path(model_root).resolve())
     err(f"serving {index_dir} on http://{host}:{port} with {workers} worker{'s' if workers > 1 else ''}")
-    gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or shutil.which("gunicorn")
-    args = [sys.executable, "-m", "gunicorn"] if gunicorn is None else [gunicorn]
-    os.execve(args[0], [*args, "-c", "python:service.gunicorn_conf", "service.wsgi:app"], env)
+    # This interpreter runs gunicorn (not the script's shebang): the same environment, whichever user runs it.
+    args = [sys.executable, "-m", "gunicorn", "-c", "python:service.gunicorn_conf", "service.wsgi:app"]
+    os.execve(sys.executable, args, env)
