@@ -524,6 +524,9 @@ def test_the_next_steps_page_for_a_dataset_named_in_the_fragment(new_visit, serv
     expect(page.locator(".pc-next[data-dataset='celeba']")).to_be_visible()
     expect(page.locator(".pc-collection")).to_have_count(3)
     assert '"GET /next-steps" 200' in server.output() and "celeba" not in server.output()
+    visit.open("/privacy")
+    expect(page.locator("[data-claim='letter']")).to_contain_text("sends nothing to this server")
+    expect(page.locator("[data-claim='lookup']")).to_contain_text("not logged")
     visit.assert_clean()
 
 
