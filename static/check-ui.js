@@ -567,8 +567,10 @@ export function mountCheck(root, options = {}) {
     try {
       response = await apiFetch("/api/v1/check", { method: "POST", body, signal: controller.signal });
       answer = await readJson(response);
-      // The dataset links come from /datasets (and the rights from /catalog); without them the verdicts still stand.
-      if (response.ok) [info, catalog] = await Promise.all([loadDatasets().catch(() => null), kit.loadCatalog().catch(() => null)]);
+      // The dataset links come from /datasets, the rights from /catalog; without them the verdicts still stand.
+      if (response.ok) {
+        [info, catalog] = await Promise.all([loadDatasets().catch(() => null), kit.loadCatalog().catch(() => null)]);
+      }
     } catch {
       if (superseded()) return;
       finish();

@@ -134,7 +134,9 @@ function identifyParagraph(finding) {
 
 function gdprLetter(kind, context) {
   const uk = kind === "uk-gdpr";
-  const law = uk ? "the UK General Data Protection Regulation (UK GDPR)" : "the General Data Protection Regulation (GDPR)";
+  const law = uk
+    ? "the UK General Data Protection Regulation (UK GDPR)"
+    : "the General Data Protection Regulation (GDPR)";
   const short = uk ? "UK GDPR" : "GDPR";
   const authority = uk ? "the Information Commissioner's Office (ICO)" : "a data protection authority";
   return {

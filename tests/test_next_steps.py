@@ -322,6 +322,14 @@ def test_the_next_steps_fit_a_phone_screen(new_visit):
     expect(page.locator(".pc-check-panel .pc-letter-text")).to_be_visible()
     page.locator(".pc-catalog-facts summary").first.click()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.get_by_role("tab", name="Search by Flickr account").click()
+    page.get_by_label("Your Flickr username, account id").fill(USERNAME)
+    page.get_by_label("Your Flickr username, account id").press("Enter")
+    expect(page.locator(".pc-lookup-result")).to_have_count(2)
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    visit.open("/next-steps#ffhq-sample")
+    expect(page.locator(".pc-next[data-dataset='ffhq-sample']")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     visit.assert_clean()
 
 
