@@ -23,7 +23,7 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,7 @@ OWNER_KEYS = {
     "owner_id",
 }
 ALIAS_KEYS = {"path_alias", "pathalias", "flickr_alias", "flickr_path_alias"}
+NUMERIC_KEYS = FLICKR_PHOTO_ID_KEYS | PHOTO_ID_KEYS
 AUTHOR_KEYS = {
     "author",
     "ownername",
@@ -178,17 +179,25 @@ def _owner(token: str) -> tuple[str | None, str | None]:
 # -- extraction ----------------------------------------------------------------------------
 
 
-def _values(value: Any, key: str = "", depth: int = 0) -> Iterator[tuple[str, Any]]:
-    if isinstance(value, dict):
-        if depth < MAX_DEPTH:
-            for k, v in value.items():
-                yield from _values(v, str(k).lower(), depth + 1)
-    elif isinstance(value, list | tuple):
-        if depth < MAX_DEPTH:
-            for v in value[:50]:
-                yield from _values(v, key, depth + 1)
-    else:
-        yield key, value
+def _values(metadata: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(key, value) of the strings anywhere in the metadata, and of the whole numbers under photo id
+    keys, in document order; numbers elsewhere (boxes, landmarks) are skipped without a look."""
+    found: list[tuple[str, Any]] = []
+    stack: list[tuple[str, Any, int]] = [("", metadata, 0)]
+    while stack and len(found) < MAX_VALUES:
+        key, value, depth = stack.pop()
+        if isinstance(value, str):
+            found.append((key, value))
+        elif isinstance(value, dict):
+            if depth < MAX_DEPTH:
+                children = [(str(k).lower(), v, depth + 1) for k, v in value.items() if not isinstance(v, float)]
+                stack.extend(reversed(children))
+        elif isinstance(value, list | tuple):
+            if depth < MAX_DEPTH:
+                stack.extend(reversed([(key, v, depth + 1) for v in value[:50] if not isinstance(v, float)]))
+        elif isinstance(value, int) and not isinstance(value, bool) and key in NUMERIC_KEYS:
+            found.append((key, value))
+    return found
 
 
 def _digits(value: Any) -> str | None:
@@ -208,9 +217,7 @@ def extract(metadata: dict[str, Any] | None) -> list[FlickrRef]:
     nsids: list[str] = []
     aliases: list[str] = []
     authors: list[str] = []
-    for seen, (key, value) in enumerate(_values(metadata)):
-        if seen >= MAX_VALUES:
-            break
+    for key, value in _values(metadata):
         if isinstance(value, str) and len(value) <= MAX_TEXT and ("flickr" in value.lower() or "flic.kr" in value):
             for match in PHOTO_PAGE.finditer(value):
                 nsid, alias = _owner(match.group(1))

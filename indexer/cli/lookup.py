@@ -12,7 +12,7 @@ from .common import echo_json, index_option, json_option
 SHOWN = 20
 NEEDS = {
     "nsid": "its metadata names no Flickr owner NSIDs",
-    "username": "its metadata holds no Flickr usernames (path aliases or author names): look up your NSID instead",
+    "username": "its metadata holds no Flickr usernames (path aliases or author names)",
     "photo": "its metadata names no Flickr photo ids",
 }
 
@@ -34,7 +34,7 @@ def lookup(index_dir: Path, as_json: bool, query: str) -> None:
       photocheck lookup --index ./index flickr:jeremyfrumkin --json
       photocheck lookup --index ./index https://www.flickr.com/photos/jeremyfrumkin/1133484654/
     """
-    from ..lookup import BadFlickrQuery, DatasetRef, FlickrLookup, parse_query
+    from ..lookup import BadFlickrQuery, DatasetRef, FlickrLookup, Query, parse_query
     from ..store import IndexStore
 
     text = query.strip()
@@ -49,6 +49,8 @@ def lookup(index_dir: Path, as_json: bool, query: str) -> None:
     finder = FlickrLookup(index_dir)
     try:
         results = finder.lookup(parsed, datasets)
+        # Which datasets name owners by NSID, to point a username that cannot be found there to it.
+        by_nsid = {r["dataset"]: r["searchable"] for r in finder.lookup(Query("nsid", "0@N00"), datasets)}
     finally:
         finder.close()
     if as_json:
@@ -73,5 +75,7 @@ def lookup(index_dir: Path, as_json: bool, query: str) -> None:
             click.echo(f"  {name}  not in this dataset by NSID (it also names accounts by username: try yours)")
         elif result["searchable"]:
             click.echo(f"  {name}  not in this dataset")
+        elif parsed.kind == "username" and by_nsid.get(result["dataset"]):
+            click.echo(f"  {name}  cannot tell: {NEEDS['username']}: look up your NSID instead")
         else:
             click.echo(f"  {name}  cannot tell: {NEEDS[parsed.kind]}")
