@@ -96,7 +96,7 @@ export function checkFindings(results, info, percent) {
   const byName = new Map((info?.datasets ?? []).map((dataset) => [dataset.name, dataset]));
   const checkedAt = new Date();
   return results
-    .filter((result) => result.verdict in LIKELY)
+    .filter((result) => Object.hasOwn(LIKELY, result.verdict))
     .sort((a, b) => LIKELY[a.verdict] - LIKELY[b.verdict] || b.confidence - a.confidence)
     .map((result) => {
       const dataset = byName.get(result.dataset) ?? { name: result.dataset, title: result.title };
