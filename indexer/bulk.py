@@ -324,9 +324,12 @@ class LocalChecker:
         return {"index": str(self.index_dir)}
 
     def about(self) -> dict[str, Any]:
+        from .catalog import find_entry
+
+        # Shaped as a server's /api/v1/datasets, catalog entry included (the report's guidance reads it).
         return {
             "index": self.loaded.describe(),
-            "datasets": [d.info.public() for d in self.loaded.datasets],
+            "datasets": [{**d.info.public(), "catalog": find_entry(d.info.catalog)} for d in self.loaded.datasets],
         }
 
     def check(self, batch: Batch) -> Batch:

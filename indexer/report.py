@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
@@ -365,6 +365,45 @@ def _member_view(member: dict[str, Any], names: list[str]) -> dict[str, Any]:
     return view
 
 
+# -- what members can do next, per dataset (the page's "What you can do next", in short) -------------
+
+#: The catalog's statuses in plain words (static/next-steps.js says the same).
+STATUS_WORDS = {
+    "distributed": "Still distributed",
+    "restricted": "Handed out only on request or under an agreement",
+    "withdrawn": "Withdrawn: no longer distributed",
+    "withdrawn_circulating": "Withdrawn, but copies still circulate",
+}
+
+
+def dataset_guidance(dataset: dict[str, Any], server: str | None = None) -> dict[str, Any]:
+    """What a member matched in ``dataset`` can do: who holds it, its status, its removal route, and the
+    address of the service's next-steps page for it (when the report knows the server).
+
+    ``dataset`` is an entry of the report's ``about["datasets"]``: its ``catalog`` is the catalog entry
+    (a server's /api/v1/datasets) or its name (a local index); a dataset added without one has only
+    its own removal link."""
+    from .catalog import find_entry
+
+    catalog = dataset.get("catalog")
+    entry = catalog if isinstance(catalog, dict) else find_entry(catalog if isinstance(catalog, str) else None)
+    removal = (entry or {}).get("removal") or {}
+    base = server.rstrip("/") if isinstance(server, str) and server.startswith(("http://", "https://")) else None
+    return {
+        "name": dataset.get("name"),
+        "title": (entry or {}).get("title") or dataset.get("title") or dataset.get("name"),
+        "holder": (entry or {}).get("maintainer"),
+        "contact": (entry or {}).get("contact"),
+        "status": STATUS_WORDS.get((entry or {}).get("status") or ""),
+        "status_note": (entry or {}).get("status_note"),
+        "removal_summary": removal.get("summary"),
+        "removal_steps": list(removal.get("steps") or []),
+        "removal_url": _http_url(removal.get("url") or dataset.get("removal_url")),
+        # The dataset travels in the fragment, which browsers never send to the server.
+        "next_steps_url": f"{base}/next-steps#{quote(str(dataset.get('name') or ''), safe='')}" if base else None,
+    }
+
+
 def render_html(records: list[dict[str, Any]], about: dict[str, Any]) -> str:
     datasets = about.get("datasets") or []
     info = {d["name"]: d for d in datasets}
@@ -375,6 +414,7 @@ def render_html(records: list[dict[str, Any]], about: dict[str, Any]) -> str:
             titles.setdefault(result["dataset"], result.get("title") or result["dataset"])
     names = list(counts)
     checked_with = about.get("checked_with") or {}
+    server = checked_with.get("server")
     rows = []
     for name in names:
         dataset = info.get(name) or {}
@@ -391,7 +431,7 @@ def render_html(records: list[dict[str, Any]], about: dict[str, Any]) -> str:
         labels=LABELS,
         legend=list(LABELS.items()),
         generated_at=_now(),
-        source=checked_with.get("server") or checked_with.get("index") or "",
+        source=server or checked_with.get("index") or "",
         members_total=len(records),
         found=sum(1 for m in records if _member_rank(m) == 0),
         possible=sum(1 for m in records if _member_rank(m) == 1),
@@ -399,4 +439,9 @@ def render_html(records: list[dict[str, Any]], about: dict[str, Any]) -> str:
         datasets=rows,
         chart=_chart(counts, titles),
         members=[_member_view(m, names) for m in sorted(records, key=_member_rank)],
+        guidance=[
+            dataset_guidance(info.get(name) or {"name": name, "title": titles[name]}, server)
+            for name in names
+            if counts[name]["match"] or counts[name]["possible"]
+        ],
     )

@@ -17,6 +17,12 @@ def home():
     return render_template("index.html")
 
 
+@pages.get("/next-steps")
+def next_steps():
+    """What a person can do about a dataset (the bulk report links here, /next-steps#NAME)."""
+    return render_template("next-steps.html")
+
+
 @pages.get("/privacy")
 def privacy():
     config = current_app.config

@@ -12,9 +12,9 @@ that in ``PHOTOCHECK_WIDGET_ORIGINS`` (comma-separated; ``*`` allows any site).
   unparsed, so a photo sent from a site that may not use the service is never decoded, embedded or
   searched: a multipart POST needs no CORS preflight, so CORS headers alone would not stop the work;
 - listed origins get ``Access-Control-Allow-Origin`` (and ``Vary: Origin``) on the API and on the
-  files the widget loads across origins: check-ui.js (a module script, always fetched with CORS) and
-  check-ui.css (the widget's ``<link crossorigin="anonymous">``, so that no cookie goes with it), and
-  an empty 204 to a preflight;
+  files the widget loads across origins: check-ui.js and the modules it imports (module scripts,
+  always fetched with CORS) and check-ui.css (the widget's ``<link crossorigin="anonymous">``, so
+  that no cookie goes with it), and an empty 204 to a preflight;
 - ``/widget.js`` itself may be loaded by any page (``Access-Control-Allow-Origin: *``): it holds
   nothing but the loader, and on a site that is not listed it shows that the check is not offered
   there instead of failing silently.
@@ -38,8 +38,16 @@ log = logging.getLogger("photocheck")
 
 widget = Blueprint("widget", __name__)
 
-#: Files outside the API that listed origins may read across origins.
-CORS_FILES = {"/static/check-ui.js", "/static/check-ui.css"}
+#: Files outside the API that listed origins may read across origins: the UI module, the modules it
+#: imports (module scripts are always fetched with CORS) and its stylesheet.
+CORS_FILES = {
+    "/static/check-ui.js",
+    "/static/check-ui.css",
+    "/static/next-steps.js",
+    "/static/letter.js",
+    "/static/catalog-view.js",
+    "/static/lookup.js",
+}
 WIDGET_SCRIPT = "/widget.js"
 #: widget.js changes only with a new release; a host page's visitors need not fetch it on every visit.
 WIDGET_SCRIPT_MAX_AGE = 3600

@@ -6,6 +6,10 @@
 //
 // Nothing about the photo or the answer is stored: no cookies, no web storage, no caches.
 
+import { CATALOG_STRINGS, catalogFacts, catalogLoader, createUndisclosed } from "./catalog-view.js";
+import { LOOKUP_STRINGS, createLookup, createTabs } from "./lookup.js";
+import { NEXT_STEPS_STRINGS, checkFindings, createNextSteps } from "./next-steps.js";
+
 /** All wording the UI shows. Override any of it with `options.strings`; `{name}` is filled in. */
 export const DEFAULT_STRINGS = {
   locale: "en",
@@ -89,6 +93,10 @@ export const DEFAULT_STRINGS = {
   errorNetwork: "The service could not be reached. Check your connection and try again.",
   errorUnexpected: "The service gave an unexpected answer (HTTP {status}). Try again in a moment.",
   errorTooLarge: "This photo is too large to send. Try a smaller copy of it.",
+
+  ...NEXT_STEPS_STRINGS,
+  ...CATALOG_STRINGS,
+  ...LOOKUP_STRINGS,
 };
 
 const VERDICTS = {
@@ -108,6 +116,7 @@ let mountCount = 0;
  * options.privacyUrl   the privacy page; defaults to `${apiBase}/privacy`
  * options.stylesheet   URL of check-ui.css to load into the root (for a shadow root)
  * options.headingLevel level of the UI's section headings (default 2)
+ * options.lookup       false to leave out the "Search by Flickr account" tab
  */
 export function mountCheck(root, options = {}) {
   const strings = { ...DEFAULT_STRINGS, ...options.strings };
@@ -147,6 +156,27 @@ export function mountCheck(root, options = {}) {
       text,
       h("span", { class: "pc-visually-hidden", text: ` ${t("newTab")}` }),
     );
+
+  // What the modules beside this one build with (next-steps.js, catalog-view.js, lookup.js).
+  const kit = {
+    h,
+    t,
+    tc,
+    heading,
+    outLink,
+    webUrl,
+    percent,
+    readJson,
+    doc,
+    strings,
+    numbers,
+    api: (path, init) => apiFetch(path, init),
+    loadDatasets: () => loadDatasets(),
+  };
+  kit.loadCatalog = catalogLoader(kit);
+  const nextSteps = createNextSteps(kit, { id: `${uid}-next` });
+  const undisclosed = createUndisclosed(kit, { id: `${uid}-undisclosed` });
+  const lookup = options.lookup === false ? null : createLookup(kit, { id: `${uid}-lookup` });
 
   // ---- the skeleton ------------------------------------------------------------------------
 
@@ -236,6 +266,28 @@ export function mountCheck(root, options = {}) {
     datasetList,
   );
 
+  datasetsArea.append(undisclosed.element);
+  const checkPanel = h(
+    "div",
+    { class: "pc-check-panel" },
+    h("div", { class: "pc-start" }, dropZone, privacyNote, undisclosed.pointer),
+    cameraPanel,
+    statusLine,
+    alertBox,
+    h("div", { class: "pc-answer" }, photoArea, resultsArea),
+    nextSteps.element,
+  );
+  const tabs = lookup
+    ? createTabs(kit, {
+        id: `${uid}-tabs`,
+        label: t("tabsLabel"),
+        tabs: [
+          { key: "check", label: t("checkTab"), panel: checkPanel },
+          { key: "lookup", label: t("lookupTab"), panel: lookup.element },
+        ],
+      })
+    : null;
+
   const container = h(
     "div",
     { class: "pc-check" },
@@ -243,11 +295,9 @@ export function mountCheck(root, options = {}) {
     options.stylesheet
       ? h("link", { rel: "stylesheet", href: options.stylesheet, crossorigin: "anonymous", referrerpolicy: "no-referrer" })
       : null,
-    h("div", { class: "pc-start" }, dropZone, privacyNote),
-    cameraPanel,
-    statusLine,
-    alertBox,
-    h("div", { class: "pc-answer" }, photoArea, resultsArea),
+    tabs?.element,
+    checkPanel,
+    lookup?.element,
     datasetsArea,
   );
   root.replaceChildren(container);
@@ -345,6 +395,7 @@ export function mountCheck(root, options = {}) {
           dataset.description ? h("p", { class: "pc-dataset-description", text: dataset.description }) : null,
           h("p", { class: "pc-meta", text: datasetFacts(dataset, true).join(" · ") }),
           disclosure ? h("p", {}, outLink(disclosure, t("disclosureLink"))) : null,
+          catalogFacts(kit, dataset),
         );
       }),
     );
@@ -362,6 +413,8 @@ export function mountCheck(root, options = {}) {
     loadDatasets().then(renderDatasets, (error) => {
       datasetsSummary.textContent = [t("datasetsFailed"), error.message].filter(Boolean).join(" ");
     });
+    // A service without a catalog simply shows no never-disclosed collections.
+    kit.loadCatalog().then(undisclosed.show, () => {});
   }
 
   // ---- the photo -----------------------------------------------------------------------------
@@ -413,6 +466,7 @@ export function mountCheck(root, options = {}) {
     photoArea.hidden = true;
     resultsArea.hidden = true;
     resultList.replaceChildren();
+    nextSteps.clear();
     clearAlert();
   }
 
@@ -503,11 +557,14 @@ export function mountCheck(root, options = {}) {
     let response;
     let answer;
     let info = null;
+    let catalog = null;
     try {
       response = await apiFetch("/api/v1/check", { method: "POST", body, signal: controller.signal });
       answer = await readJson(response);
-      // The dataset links come from /datasets; without them the verdicts still stand.
-      if (response.ok) info = await loadDatasets().catch(() => null);
+      // The dataset links come from /datasets, the rights from /catalog; without them the verdicts still stand.
+      if (response.ok) {
+        [info, catalog] = await Promise.all([loadDatasets().catch(() => null), kit.loadCatalog().catch(() => null)]);
+      }
     } catch {
       if (superseded()) return;
       finish();
@@ -530,6 +587,7 @@ export function mountCheck(root, options = {}) {
     drawFaces(answer.faces, answer.face.number);
     renderFacePicker(answer.faces, answer.face.number);
     renderResults(answer.results, info);
+    nextSteps.show(checkFindings(answer.results, info, percent), catalog);
     qualityNote.hidden = answer.face.quality !== "low";
     const done = tc("checked", answer.results.length);
     const which = t("checkedFaceOfMany", {
@@ -548,6 +606,7 @@ export function mountCheck(root, options = {}) {
   function fail(message) {
     resultsArea.hidden = true;
     resultList.replaceChildren();
+    nextSteps.clear();
     say(t("checkFailed"));
     showAlert(message, "");
   }
@@ -735,6 +794,7 @@ export function mountCheck(root, options = {}) {
       state.destroyed = true;
       stopCamera(false);
       forgetPhoto();
+      lookup?.destroy();
       root.replaceChildren();
     },
   };

@@ -7,6 +7,7 @@
  * (light|dark), data-string-<name> (e.g. data-string-choose-label) or data-strings (JSON) for the
  * wording, data-theme-<name> for --pc-<name> (e.g. data-theme-accent="#8b1a5b"); the CSS custom
  * properties --pc-* set on the element or above it work too. See HOST/widget.
+ * data-lookup="off" leaves out the "Search by Flickr account" tab.
  * Elements added later: photocheck.mount(element). */
 (() => {
   const script = document.currentScript;
@@ -32,7 +33,7 @@
       if (m) el.style.setProperty(`--pc-${kebab(m[1])}`, value);
     }
     if (data.locale) strings.locale = data.locale;
-    return { strings, headingLevel: data.headingLevel };
+    return { strings, headingLevel: data.headingLevel, lookup: data.lookup !== "off" };
   }
 
   // The page's own content in the element (a link to the service, say) shows until the check is ready.
@@ -40,7 +41,7 @@
     if (el.shadowRoot) return null;
     const shadow = el.attachShadow({ mode: "open" });
     shadow.append(document.createElement("slot"));
-    const { strings, headingLevel } = options(el);
+    const { strings, headingLevel, lookup } = options(el);
     try {
       ui ??= import(`${base}/static/check-ui.js`);
       const { mountCheck } = await ui;
@@ -50,6 +51,7 @@
         stylesheet: `${base}/static/check-ui.css`,
         strings,
         headingLevel,
+        lookup,
       });
       const root = shadow.firstElementChild;
       // English unless told otherwise; translated strings without data-locale keep the page's language.

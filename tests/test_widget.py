@@ -4,23 +4,20 @@ headless Chromium on host pages served from other origins than the service."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from browser import chromium, screenshot_path
-from conftest import FACES
+from conftest import FACES, ROOT
 from odd_uploads import png_claiming
 from playwright.sync_api import Browser, Page, Request, expect
-from servers import serve
+from servers import host_server, serve
 
 from service import create_app
 from service.widget import normalise_origin, parse_origins
@@ -85,6 +82,20 @@ def test_a_listed_origin_may_read_the_api_and_the_widgets_files(client):
     assert script.headers["Access-Control-Allow-Origin"] == "*"
     assert script.headers["Cache-Control"] == "public, max-age=3600"
     assert b"data-photocheck" in script.data
+
+
+def test_every_module_the_ui_imports_may_be_read_by_listed_origins(client):
+    """The widget imports check-ui.js across origins, and with it every module it imports: each needs CORS."""
+    modules, pending = set(), ["check-ui.js"]
+    while pending:
+        name = pending.pop()
+        modules.add(name)
+        source = (ROOT / "static" / name).read_text()
+        pending += [m for m in re.findall(r'^import [^;]*? from "\./([\w.-]+\.js)";', source, re.M) if m not in modules]
+    assert {"next-steps.js", "letter.js", "catalog-view.js", "lookup.js"} <= modules
+    for name in modules:
+        response = client.get(f"/static/{name}", headers={"Origin": LISTED})
+        assert response.status_code == 200 and response.headers["Access-Control-Allow-Origin"] == LISTED, name
 
 
 def test_an_unlisted_origin_is_refused_before_its_upload_is_read(app, client, monkeypatch):
@@ -251,36 +262,6 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-@contextlib.contextmanager
-def host_server(pages: dict[str, str]) -> Iterator[int]:
-    """A second web server on 127.0.0.1 serving ``pages``; its port."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = pages.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            data = body.encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @dataclass
 class Sites:
     service: str
@@ -346,6 +327,8 @@ def test_the_widget_checks_a_photo_on_a_listed_site_and_keeps_to_itself(visit: V
     page.keyboard.press("Tab")
     expect(page.locator("#host-button")).to_be_focused()
     page.keyboard.press("Tab")
+    expect(widget.get_by_role("tab", name="Check a photo")).to_be_focused()  # one tab stop for the tabs
+    page.keyboard.press("Tab")
     expect(widget.get_by_label("Choose a photo")).to_be_focused()
     page.keyboard.press("Tab")
     expect(widget.get_by_role("button", name="Take a selfie")).to_be_focused()
@@ -389,8 +372,13 @@ def test_the_widget_checks_a_photo_on_a_listed_site_and_keeps_to_itself(visit: V
     assert {urlsplit(r.url).path for r in to_service} == {
         "/widget.js",
         "/static/check-ui.js",
+        "/static/next-steps.js",
+        "/static/letter.js",
+        "/static/catalog-view.js",
+        "/static/lookup.js",
         "/static/check-ui.css",
         "/api/v1/datasets",
+        "/api/v1/catalog",
         "/api/v1/check",
     }
     for request in to_service:
