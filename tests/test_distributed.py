@@ -10,8 +10,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import secrets
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,7 +27,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import LFW
-from servers import free_port
 
 from indexer.check import LoadedIndex
 from indexer.distributed import plan_units
@@ -34,8 +35,16 @@ from indexer.sources import open_source
 from indexer.store import IndexStore
 
 PHOTOCHECK = [sys.executable, "-m", "indexer.cli"]
+#: The cluster and every driver of these tests (this process included) share a token of their own,
+#: whatever ~/.ray holds on this machine.
+RAY_TOKEN = secrets.token_hex(32)
 PHOTOS = 28  # LFW photos per source: two units of work of 16, so a build can be caught half done
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+RAY_ENV = {
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "PYTHONUNBUFFERED": "1",
+    "RAY_AUTH_MODE": "token",
+    "RAY_AUTH_TOKEN": RAY_TOKEN,
+}
 
 
 # -- the cluster -----------------------------------------------------------------------------
@@ -89,6 +98,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Cluster]:
     """A two-CPU Ray cluster of this machine only, on ports of its own.
@@ -96,25 +116,31 @@ def ray_cluster() -> Iterator[Cluster]:
     It runs under `ray start --block` and is stopped by ending that command (SIGTERM), which stops
     exactly the processes it started; `ray stop` would stop every Ray process on the machine, other
     people's clusters included."""
+    assert "ray" not in sys.modules, "ray read its settings before this fixture set them"
+    saved = {name: os.environ.get(name) for name in RAY_ENV}
+    os.environ.update(RAY_ENV)  # for the builds that run in this process
     ray = shutil.which("ray", path=str(Path(sys.executable).parent))
     assert ray, "the ray command is missing: install the dev extra (pip install -e '.[dev]')"
     # Short: Ray's Unix socket paths under the temp dir must fit in 107 bytes.
     temp_dir = Path(tempfile.mkdtemp(prefix="pc-ray-", dir="/tmp"))
-    port = free_port()
-    ports = {
-        "--dashboard-port": free_port(),
-        "--dashboard-agent-listen-port": free_port(),
-        "--dashboard-agent-grpc-port": free_port(),
-        "--runtime-env-agent-port": free_port(),
-        "--metrics-export-port": free_port(),
-        "--node-manager-port": free_port(),
-        "--object-manager-port": free_port(),
-    }
+    # Ports of its own, so that it meets no other cluster on this machine (Ray's defaults are fixed).
+    port, *others = _free_ports(8)
+    flags = [
+        "--dashboard-port",
+        "--dashboard-agent-listen-port",
+        "--dashboard-agent-grpc-port",
+        "--runtime-env-agent-port",
+        "--metrics-export-port",
+        "--node-manager-port",
+        "--object-manager-port",
+    ]
+    ports = dict(zip(flags, others, strict=True))
     log = temp_dir / "ray-start.log"
     command = [
         ray, "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
         "--temp-dir", str(temp_dir), "--num-cpus", "2", "--object-store-memory", str(300 * 1024 * 1024),
-        "--include-dashboard=false", "--disable-usage-stats", "--min-worker-port", "0", "--max-worker-port", "0",
+        "--include-dashboard=false", "--include-log-monitor=false", "--disable-usage-stats",
+        "--min-worker-port", "0", "--max-worker-port", "0",
         *[str(v) for pair in ports.items() for v in pair],
     ]  # fmt: skip
     with open(log, "wb") as out:
@@ -136,6 +162,11 @@ def ray_cluster() -> Iterator[Cluster]:
             process.kill()
             process.wait()
         shutil.rmtree(temp_dir, ignore_errors=True)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # -- the sources and their local builds ------------------------------------------------------
@@ -248,6 +279,29 @@ def _add(index: Path, source: Path, cluster: Cluster, *extra: str) -> list[str]:
     ]  # fmt: skip
 
 
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _busy_worker(process: subprocess.Popen, cluster: Cluster) -> int:
+    """The pid of an actor that has been working on a unit (Ray titles it ``....submit`` then) for
+    half a second of CPU, past loading its embedder."""
+    first_seen: dict[int, int] = {}
+    deadline = time.monotonic() + 180
+    while process.poll() is None and time.monotonic() < deadline:
+        for pid in cluster.worker_pids():
+            if _cmdline(pid).strip().endswith(".submit"):
+                ticks = _cpu_ticks(pid)
+                if ticks - first_seen.setdefault(pid, ticks) >= os.sysconf("SC_CLK_TCK") // 2:
+                    return pid
+        time.sleep(0.05)
+    raise AssertionError("no actor was seen at work before the build ended")
+
+
 def _wait_for_commits(process: subprocess.Popen, index: Path, at_least: int) -> int:
     deadline = time.monotonic() + 180
     while _entries(index) < at_least and process.poll() is None and time.monotonic() < deadline:
@@ -311,12 +365,15 @@ def test_a_ray_worker_killed_mid_build_is_replaced_and_the_result_is_the_same(
         stderr=subprocess.PIPE,
         text=True,
     )
-    _wait_for_commits(process, index, 1)  # the first shard is in: the actor is on the second
-    actors = ray_cluster.worker_pids()
-    assert actors, "no Ray Data actor process found"
-    for pid in actors:
-        os.kill(pid, signal.SIGKILL)
+    busy = _busy_worker(process, ray_cluster)  # in the middle of a shard
+    os.kill(busy, signal.SIGKILL)
+    killed = {busy}
+    replacement = None
+    while replacement is None and process.poll() is None:
+        replacement = next((pid for pid in ray_cluster.worker_pids() if pid not in killed), None)
+        time.sleep(0.05)
     out, err = process.communicate(timeout=300)
+    assert replacement is not None, f"the build ended without Ray starting another actor: {err}"
     assert process.returncode == 0, err
     summary = json.loads(out)
     assert not summary["resumed"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -116,6 +118,10 @@ def index_add(
 
     if date and not DATE_PATTERN.match(date):
         raise click.BadParameter("use YYYY, YYYY-MM or YYYY-MM-DD", param_hint="--date")
+    if ray_address is not None:
+        from ..distributed import import_ray
+
+        import_ray()  # before the models load: say at once what to install
     # One thread per process when several share the machine (a Ray actor gets one CPU).
     threads = 0 if workers == 1 and ray_address is None else 1
     options = embedder_options(
@@ -131,31 +137,34 @@ def index_add(
     chosen.load()
     described = chosen.describe()
     err(f"embedder: {described['name']} ({described['model']}, {described['dimension']}-d)")
-    summary = build_dataset(
-        index_dir,
-        source,
-        dataset=dataset,
-        embedder=chosen,
-        source_format=source_format,
-        path_column=path_column,
-        replace=replace,
-        workers=workers,
-        index_type=index_type,
-        max_pixels=max_pixels,
-        progress=not no_progress and not as_json,
-        prior=prior,
-        ray_address=ray_address,
-        ray_num_gpus=1.0 if ray_address is not None and device == "cuda" else 0.0,
-        fields={
-            "title": title,
-            "description": description,
-            "disclosure_url": disclosure_url,
-            "removal_url": removal_url,
-            "date": date,
-            "license": license_,
-            "evidence": evidence,
-        },
-    )
+    # Ray prints its workers' output and its own notices (a worker lost, a task retried) on stdout,
+    # which is this command's summary (--json): they go to stderr with the other messages.
+    with contextlib.redirect_stdout(sys.stderr) if ray_address is not None else contextlib.nullcontext():
+        summary = build_dataset(
+            index_dir,
+            source,
+            dataset=dataset,
+            embedder=chosen,
+            source_format=source_format,
+            path_column=path_column,
+            replace=replace,
+            workers=workers,
+            index_type=index_type,
+            max_pixels=max_pixels,
+            progress=not no_progress and not as_json,
+            prior=prior,
+            ray_address=ray_address,
+            ray_num_gpus=1.0 if ray_address is not None and device == "cuda" else 0.0,
+            fields={
+                "title": title,
+                "description": description,
+                "disclosure_url": disclosure_url,
+                "removal_url": removal_url,
+                "date": date,
+                "license": license_,
+                "evidence": evidence,
+            },
+        )
     if as_json:
         echo_json(summary.as_dict())
         return
