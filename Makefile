@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python bench/service_latency.py
 	$(BIN)/python bench/bulk_throughput.py
 	$(BIN)/python bench/index_types.py
+	$(BIN)/python bench/ray_indexing.py
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache build dist *.egg-info

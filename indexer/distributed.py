@@ -305,8 +305,9 @@ def ray_batches(
     if not units:
         return
     started = connect(ray, address)
+    context = ray.data.DataContext.get_current()
+    saved = (context.execution_options.preserve_order, context.enable_progress_bars, context.target_max_block_size)
     try:
-        context = ray.data.DataContext.get_current()
         # Commits follow source order, as in a local build: an interrupted run leaves a prefix of the
         # source committed, which is what lets the next run skip finished shards without opening them.
         context.execution_options.preserve_order = True
@@ -336,6 +337,9 @@ def ray_batches(
                 "and can read the source.",
             ) from exc
     finally:
+        # The context is this process's: leave it as it was for any other Ray Data work here.
+        context.execution_options.preserve_order, context.enable_progress_bars = saved[:2]
+        context.target_max_block_size = saved[2]
         if started:
             ray.shutdown()
 
