@@ -319,7 +319,7 @@ def ray_batches(
             RecordMaker,
             fn_constructor_args=(spec, max_pixels, chunk_size),
             batch_size=1,
-            compute=ray.data.ActorPoolStrategy(size=workers),
+            compute=ray.data.ActorPoolStrategy(size=min(workers, len(units))),  # no idle actors
             num_cpus=1,
             num_gpus=num_gpus or None,
         )  # Ray Data restarts a dead actor and retries its unit, however often a node is lost
