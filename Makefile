@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python bench/service_latency.py
 	$(BIN)/python bench/bulk_throughput.py
 	$(BIN)/python bench/index_types.py
+	$(BIN)/python bench/ray_indexing.py
 
 # Running it for real (half an hour): worker models under slow clients, 10 minutes of load, long fuzzing.
 soak: install

@@ -109,3 +109,9 @@ class DatasetNotFound(StoreError):
 
 class SourceError(PhotocheckError):
     code = "bad_source"
+
+
+class ClusterError(PhotocheckError):
+    """Indexing on a Ray cluster could not start or did not finish (``photocheck index add --ray``)."""
+
+    code = "ray_failed"

@@ -1,7 +1,8 @@
 """The one function that builds a dataset into an index: the CLI, the demo and the tests call it.
 
 Images are read in a fixed order, decoded, searched for faces and embedded in chunks (by worker
-processes when ``workers > 1``); each chunk's results are committed to SQLite in one transaction.
+processes when ``workers > 1``, or by Ray actors with ``ray_address``: see distributed.py); each
+chunk's results are committed to SQLite in one transaction, by this process only.
 A build that is interrupted (Ctrl-C, kill -9) resumes from the last committed chunk when the same
 command runs again, and ends with the same faces as an uninterrupted build.
 """
@@ -159,13 +160,24 @@ def build_dataset(
     progress: bool = True,
     fields: dict[str, Any] | None = None,
     prior: float | None = None,
+    ray_address: str | None = None,
+    ray_num_gpus: float = 0.0,
 ) -> BuildSummary:
-    """Read every image of ``source_path``, embed every face, and make the dataset live in the index."""
+    """Read every image of ``source_path``, embed every face, and make the dataset live in the index.
+
+    With ``ray_address`` (``auto``, a GCS address ``host:6379`` or ``ray://host:10001``), ``workers``
+    Ray actors (with ``ray_num_gpus`` GPUs each) do the reading and embedding; the result is the same.
+    """
     from tqdm import tqdm
 
     started = time.monotonic()
     index_dir = Path(index_dir)
-    source = open_source(source_path, source_format, path_column=path_column)
+    if ray_address is not None:
+        from .distributed import import_ray
+
+        import_ray()  # before anything is written: without ray there is nothing to resume
+    # Absolute, so that paths in bad-image reports are the same whichever machine read the image.
+    source = open_source(Path(source_path).absolute(), source_format, path_column=path_column)
     if embedder is None:
         embedder = index_embedder(index_dir, embedder_name, embedder_options or {})
     embedder.load()
@@ -194,8 +206,24 @@ def build_dataset(
                 dynamic_ncols=True,
             )
             try:
-                chunks = _chunks(source, done, summary, max_pixels)
-                for records in map_ordered(read_chunk, chunks, embedder, workers):
+                if ray_address is None:
+                    chunks = _chunks(source, done, summary, max_pixels)
+                    batches = map_ordered(read_chunk, chunks, embedder, workers)
+                else:
+                    from .distributed import ray_batches
+
+                    batches = ray_batches(
+                        ray_address,
+                        source,
+                        done,
+                        summary,
+                        embedder.spec(),
+                        workers=workers,
+                        max_pixels=max_pixels,
+                        chunk_size=CHUNK_SIZE,
+                        num_gpus=ray_num_gpus,
+                    )
+                for records in batches:
                     store.record_entries(info.id, records)
                     for record in records:
                         summary.images += 1

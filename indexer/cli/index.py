@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -54,7 +56,14 @@ def index() -> None:
 @embedder_option("auto: insightface when its pack is on disk, else dlib. An existing index keeps its own.")
 @device_option
 @model_root_option
-@workers_option("Processes reading images.")
+@workers_option("Processes reading images (with --ray: Ray actors, one CPU or GPU each).")
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="ADDRESS",
+    help="Read, detect and embed on a Ray cluster: host:6379, ray://host:10001, or auto ($RAY_ADDRESS, else "
+    "the cluster of this machine, else a local one for this run). Needs photocheck[ray].",
+)
 @click.option("--index-type", help="A FAISS factory string overriding the size-based choice, e.g. 'IVF1024,Flat'.")
 @click.option("--upsample", type=click.IntRange(0, 3), help="dlib HOG: upsample the image N times to find small faces.")
 @click.option(
@@ -90,6 +99,7 @@ def index_add(
     device: str,
     model_root: str | None,
     workers: int,
+    ray_address: str | None,
     index_type: str | None,
     upsample: int | None,
     dlib_detector: str | None,
@@ -113,6 +123,7 @@ def index_add(
       photocheck index add --index ./index --dataset pipa --title "PIPA" ./pipa/
       photocheck index add --index ./index --dataset laion-face-00 ./shards/ --workers 2
       photocheck index add --index ./index --dataset scraped ./manifest.csv --path-column file
+      photocheck index add --index ./index --dataset laion-face --ray ray-head:6379 --workers 32 /mnt/shards/
     """
     from ..pipeline import build_dataset, index_embedder
 
@@ -135,9 +146,15 @@ def index_add(
     dataset = dataset or catalog_name
     if not dataset:
         raise click.UsageError("Name the dataset with --dataset NAME, or give its catalog entry with --catalog NAME.")
-    threads = 0 if workers == 1 else 1
+    if ray_address is not None:
+        from ..distributed import import_ray
+
+        import_ray()  # before the models load: say at once what to install
+    # One thread per process when several share the machine (a Ray actor gets one CPU).
+    threads = 0 if workers == 1 and ray_address is None else 1
     options = embedder_options(
-        device,
+        # With --ray this process only describes the embedder (its GPU, if any, is the workers' own).
+        "cpu" if ray_address is not None else device,
         model_root,
         threads=threads,
         upsample=upsample,
@@ -148,21 +165,26 @@ def index_add(
     chosen.load()
     described = chosen.describe()
     err(f"embedder: {described['name']} ({described['model']}, {described['dimension']}-d)")
-    summary = build_dataset(
-        index_dir,
-        source,
-        dataset=dataset,
-        embedder=chosen,
-        source_format=source_format,
-        path_column=path_column,
-        replace=replace,
-        workers=workers,
-        index_type=index_type,
-        max_pixels=max_pixels,
-        progress=not no_progress and not as_json and not quiet(),
-        prior=prior,
-        fields={**given, "evidence": evidence, "catalog": catalog_name},
-    )
+    # Ray prints its workers' output and its own notices (a worker lost, a task retried) on stdout,
+    # which is this command's summary (--json): they go to stderr with the other messages.
+    with contextlib.redirect_stdout(sys.stderr) if ray_address is not None else contextlib.nullcontext():
+        summary = build_dataset(
+            index_dir,
+            source,
+            dataset=dataset,
+            embedder=chosen,
+            source_format=source_format,
+            path_column=path_column,
+            replace=replace,
+            workers=workers,
+            index_type=index_type,
+            max_pixels=max_pixels,
+            progress=not no_progress and not as_json and not quiet(),
+            prior=prior,
+            ray_address=ray_address,
+            ray_num_gpus=1.0 if ray_address is not None and device == "cuda" else 0.0,
+            fields={**given, "evidence": evidence, "catalog": catalog_name},
+        )
     if as_json:
         echo_json(summary.as_dict())
         return

@@ -21,6 +21,8 @@ class Entry:
     reader: Callable[[], bytes] | None = None
     #: Set when the source already knows the entry cannot be read (a missing file, a broken tar member).
     error: ImageError | None = None
+    #: The file holding the bytes, when there is one: a reader on another machine opens it there (Ray).
+    path: Path | None = None
 
     def read(self) -> bytes:
         if self.error is not None:

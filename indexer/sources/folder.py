@@ -45,7 +45,7 @@ class FolderSource(Source):
     def __iter__(self) -> Iterator[Entry]:
         for path in self._list():
             key = path.relative_to(self.path).as_posix()
-            yield Entry(key=key, metadata=self._sidecar(path), reader=read_file(path))
+            yield Entry(key=key, metadata=self._sidecar(path), reader=read_file(path), path=path)
 
     @staticmethod
     def _sidecar(path: Path) -> dict:

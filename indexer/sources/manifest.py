@@ -111,4 +111,5 @@ class ManifestSource(Source):
                     ),
                 )
             else:
-                yield Entry(key=key, metadata=metadata, reader=read_file(self.base / value))
+                path = self.base / value
+                yield Entry(key=key, metadata=metadata, reader=read_file(path), path=path)

@@ -75,9 +75,10 @@ class WebDatasetSource(Source):
 
     def __iter__(self) -> Iterator[Entry]:
         for shard in self.shards:
-            yield from self._read_shard(shard)
+            yield from self.read_shard(shard)
 
-    def _read_shard(self, shard: Path) -> Iterator[Entry]:
+    def read_shard(self, shard: Path) -> Iterator[Entry]:
+        """The entries of one shard, in order (a Ray worker reads its shards with this)."""
         parquet = self._parquet(shard) or {}
         group_key: str | None = None
         group: dict[str, bytes] = {}
