@@ -28,4 +28,7 @@ DEFAULTS = {
     "KEYS_DB": None,
     "BULK_MAX_IMAGES": 20,
     "BULK_MAX_UPLOAD_MB": 100,
+    # The on-device check's files (runtime, models, manifest), as `photocheck ondevice build` writes them;
+    # by default build/ondevice in a source checkout. Without them the page offers the upload check only.
+    "ONDEVICE_DIR": None,
 }

@@ -6,6 +6,8 @@
 //
 // Nothing about the photo or the answer is stored: no cookies, no web storage, no caches.
 
+import { createOnDevice, ON_DEVICE_STRINGS } from "./on-device.js";
+
 /** All wording the UI shows. Override any of it with `options.strings`; `{name}` is filled in. */
 export const DEFAULT_STRINGS = {
   locale: "en",
@@ -92,6 +94,7 @@ export const DEFAULT_STRINGS = {
   errorUnexpected: "The service gave an unexpected answer (HTTP {status}). Try again in a moment.",
   errorTooLarge: "This photo is too large to send. Try a smaller copy of it.",
   hintCloser: "Try a clearer, closer photo: one face, looking at the camera, in good light.",
+  ...ON_DEVICE_STRINGS,
 };
 
 const VERDICTS = {
@@ -114,6 +117,7 @@ let mountCount = 0;
  * options.privacyUrl   the privacy page; defaults to `${apiBase}/privacy`
  * options.stylesheet   URL of check-ui.css to load into the root (for a shadow root)
  * options.headingLevel level of the UI's section headings (default 2)
+ * options.mode         "upload" (default) or "on-device": where the face is found and described first
  */
 export function mountCheck(root, options = {}) {
   const strings = { ...DEFAULT_STRINGS, ...options.strings };
@@ -178,6 +182,18 @@ export function mountCheck(root, options = {}) {
       ? outLink(privacyUrl, t("privacyLink"), { class: "pc-privacy-link" })
       : h("a", { href: privacyUrl, class: "pc-privacy-link", text: t("privacyLink") }),
   );
+
+  // Where the face is described: on the server (upload) or here (on-device.js).
+  const onDevice = createOnDevice({
+    h,
+    t,
+    apiBase,
+    apiFetch: (...args) => apiFetch(...args),
+    uid,
+    mode: options.mode,
+    locale: strings.locale,
+    onFallback: () => state.photo && runCheck(state.face),
+  });
 
   const video = h("video", {
     class: "pc-video",
@@ -249,7 +265,7 @@ export function mountCheck(root, options = {}) {
     options.stylesheet
       ? h("link", { rel: "stylesheet", href: options.stylesheet, crossorigin: "anonymous", referrerpolicy: "no-referrer" })
       : null,
-    h("div", { class: "pc-start" }, dropZone, privacyNote),
+    h("div", { class: "pc-start" }, dropZone, onDevice.element, privacyNote),
     cameraPanel,
     statusLine,
     alertBox,
@@ -365,7 +381,10 @@ export function mountCheck(root, options = {}) {
   }
 
   function showDatasets() {
-    loadDatasets().then(renderDatasets, (error) => {
+    loadDatasets().then((info) => {
+      renderDatasets(info);
+      onDevice.setOffer(info.on_device);
+    }, (error) => {
       datasetsSummary.textContent = [t("datasetsFailed"), error.message].filter(Boolean).join(" ");
     });
   }
@@ -409,6 +428,7 @@ export function mountCheck(root, options = {}) {
     resultsArea.removeAttribute("aria-busy");
     if (state.photo) URL.revokeObjectURL(state.photo.url);
     state.photo = null;
+    onDevice.forget();
     state.faces = [];
     state.face = null;
     photo.removeAttribute("src");
@@ -510,8 +530,12 @@ export function mountCheck(root, options = {}) {
     let answer;
     let info = null;
     try {
-      response = await apiFetch("/api/v1/check", { method: "POST", body, signal: controller.signal });
-      answer = await readJson(response);
+      if (onDevice.active) {
+        ({ response, answer } = await onDevice.check(state.photo.blob, face, controller.signal, say));
+      } else {
+        response = await apiFetch("/api/v1/check", { method: "POST", body, signal: controller.signal });
+        answer = await readJson(response);
+      }
       // The dataset links come from /datasets; without them the verdicts still stand.
       if (response.ok) info = await loadDatasets().catch(() => null);
     } catch {

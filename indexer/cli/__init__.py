@@ -15,6 +15,7 @@ from .evaluate import eval_command
 from .index import index
 from .keys import keys
 from .models import models
+from .ondevice import ondevice
 from .serve import serve
 
 
@@ -37,7 +38,7 @@ def cli(verbose: int, quiet: bool) -> None:
     setup_logging(verbose, quiet)
 
 
-for command in (index, check, eval_command, serve, keys, bulk, models):
+for command in (index, check, eval_command, serve, keys, bulk, models, ondevice):
     cli.add_command(command)
 
 
