@@ -77,6 +77,7 @@ def asset(name: str):
     mimetype = CONTENT_TYPES.get(path.suffix, "application/octet-stream")
     packed = "gzip_bytes" in entry and "gzip" in request.headers.get("Accept-Encoding", "").lower()
     response = send_file(path.with_name(path.name + ".gz") if packed else path, mimetype=mimetype, conditional=True)
+    response.headers.pop("Content-Disposition", None)
     if packed:
         response.headers["Content-Encoding"] = "gzip"
     response.vary.add("Accept-Encoding")

@@ -6,7 +6,7 @@
 // /static/ondevice/manifest.json: nothing is fetched from anywhere else, and nothing runs until the
 // first on-device check asks for it.
 
-import { CHIP_SIZE, detectorBox, faceChip, fivePoints, mirrorChip, resampleRegion } from "./face-align.js";
+import { CHIP_SIZE, detectorBox, FACEAPI_TEMPLATE_5, faceChip, fivePoints, mirrorChip, resampleRegion } from "./face-align.js";
 import { assessFace } from "./face-quality.js";
 
 /** face-api's own settings for its SSD (src/ssdMobilenetv1): boxes above 0.5, suppressed at IoU 0.5. */
@@ -148,16 +148,10 @@ export class FacePipeline {
 
   /** The embedding of a chip and its mirror, as the server computes it (mean of the two, L2-normalised). */
   async embedChip(chip) {
-    const { mean_rgb: mean, scale, input } = this.manifest.models.embedder;
-    const plane = CHIP_SIZE * CHIP_SIZE;
-    const tensor = new Float32Array(2 * 3 * plane);
-    [chip, mirrorChip(chip)].forEach((pixels, n) => {
-      for (let i = 0; i < plane; i++) {
-        for (let k = 0; k < 3; k++) tensor[(n * 3 + k) * plane + i] = (pixels[i * 3 + k] - mean[k]) / scale;
-      }
-    });
+    const { input, output: outputName } = this.manifest.models.embedder;
+    const tensor = chipsToTensor([chip, mirrorChip(chip)], this.manifest.models.embedder);
     const output = await this.embedder.run({ [input]: new this.ort.Tensor("float32", tensor, [2, 3, CHIP_SIZE, CHIP_SIZE]) });
-    const data = output[this.embedder.outputNames[0]].data;
+    const data = output[outputName].data;
     const dimension = data.length / 2;
     const sum = new Float32Array(dimension);
     for (const half of [data.subarray(0, dimension), data.subarray(dimension)]) {
@@ -171,11 +165,26 @@ export class FacePipeline {
   /** Landmarks, chip, embedding and quality of one detected face. */
   async describe(image, face) {
     const landmarks = await this.landmarks(image, face.box);
-    const { details, chip } = faceChip(image, fivePoints(landmarks));
+    const { details, chip } = faceChip(image, fivePoints(landmarks), FACEAPI_TEMPLATE_5);
     const embedding = await this.embedChip(chip);
     const box = detectorBox(details);
     return { landmarks, chip, embedding, box, quality: assessFace(image, box) };
   }
+}
+
+/** RGB chips -> the ResNet's N x 3 x 150 x 150 input, as the server computes it (chips_to_tensor in
+ * indexer/embedders/dlib_onnx.py): (pixel - mean) * pixel_scale per channel, in float32, with the
+ * server's constants from the manifest. */
+export function chipsToTensor(chips, { mean_rgb: mean, pixel_scale: scale }) {
+  const plane = CHIP_SIZE * CHIP_SIZE;
+  const means = mean.map(Math.fround);
+  const tensor = new Float32Array(chips.length * 3 * plane);
+  chips.forEach((pixels, n) => {
+    for (let i = 0; i < plane; i++) {
+      for (let k = 0; k < 3; k++) tensor[(n * 3 + k) * plane + i] = (pixels[i * 3 + k] - means[k]) * scale;
+    }
+  });
+  return tensor;
 }
 
 /** face-api.js's non-maximum suppression: best first, a box goes when it overlaps a kept one by more than `iou`. */

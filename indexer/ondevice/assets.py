@@ -95,7 +95,16 @@ def _embedder_model() -> tuple[Any, dict[str, Any]]:
             f"missing: {exc}); the on-device check needs it."
         ) from exc
     model = dlib_onnx.build_resnet_model()
-    return model, dlib_onnx.browser_preprocessing()
+    # The browser applies the server's own constants (static/face-pipeline.js reads them from here).
+    preprocessing = {
+        "input": dlib_onnx.INPUT_NAME,
+        "output": dlib_onnx.OUTPUT_NAME,
+        "layout": "NCHW",
+        "chip_size": dlib_onnx.CHIP_SIZE,
+        "mean_rgb": list(dlib_onnx.CHANNEL_MEANS),
+        "pixel_scale": dlib_onnx.PIXEL_SCALE,
+    }
+    return model, preprocessing
 
 
 def build_assets(node_modules: Path, out: Path, *, say=lambda message: None) -> dict[str, Any]:
