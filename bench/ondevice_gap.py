@@ -149,6 +149,17 @@ def shared_faces(pipeline, embedder) -> list[dict]:
     return rows
 
 
+def _save(path: Path, kept: dict[str, tuple[np.ndarray, bool, float]]) -> None:
+    names = sorted(kept)
+    np.savez(
+        path,
+        photos=np.asarray(names),
+        vectors=np.stack([kept[n][0] for n in names]),
+        detected=np.asarray([kept[n][1] for n in names]),
+        sharpness=np.asarray([kept[n][2] for n in names]),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -159,6 +170,11 @@ def main() -> None:
     parser.add_argument("--fit", action="store_true", help="Refit the alignment template on LFW A-D instead.")
     parser.add_argument("--fit-photos", type=int, default=300)
     parser.add_argument("--json", type=Path, help="Write every figure (and each photo's) here.")
+    parser.add_argument(
+        "--browser-results",
+        type=Path,
+        help="Keep the browser's embeddings in this .npz and reuse those already there (the slow half).",
+    )
     args = parser.parse_args()
 
     from browser import chromium
@@ -178,8 +194,6 @@ def main() -> None:
             return
 
         shared = shared_faces(pipeline, embedder)
-        cache = np.load(args.cache)
-        row_of = {str(p): i for i, p in enumerate(cache["paths"])}
         with tempfile.TemporaryDirectory() as folder:
             # The protocol over people E-J, as the README's `photocheck eval --identities` runs it.
             for person in sorted(LFW.iterdir()):
@@ -191,26 +205,43 @@ def main() -> None:
         probes = [relative(p) for p in protocol.probes]
         more = [relative(p) for p in extra.probes if relative(p) not in set(probes)]
         photos = (probes + more)[: max(args.photos, len(probes))]
-        browser_vectors: dict[str, np.ndarray] = {}
-        lfw_rows = []
+        kept: dict[str, tuple[np.ndarray, bool, float]] = {}
+        if args.browser_results and args.browser_results.exists():
+            saved = np.load(args.browser_results)
+            for name, vector, found, sharpness in zip(
+                saved["photos"], saved["vectors"], saved["detected"], saved["sharpness"], strict=True
+            ):
+                kept[str(name)] = (vector, bool(found), float(sharpness))
         started = time.monotonic()
         for n, name in enumerate(photos):
-            out = pipeline.embed((LFW / name).read_bytes(), pick="centre", centre_region=CENTRE_REGION, min_size=40)
-            vector = out["embedding"]
-            browser_vectors[name] = vector
-            server = cache["vectors"][row_of[name]]
-            lfw_rows.append(
-                {
-                    "photo": name,
-                    "distance": float(np.linalg.norm(vector - server)),
-                    "browser_detected": bool(out["detected"]),
-                    "server_detected": bool(cache["detected"][row_of[name]]),
-                    "browser_low": out["quality"]["sharpness"] < GOOD_SHARPNESS,
-                }
-            )
+            if name not in kept:
+                out = pipeline.embed((LFW / name).read_bytes(), pick="centre", centre_region=CENTRE_REGION, min_size=40)
+                kept[name] = (out["embedding"], bool(out["detected"]), float(out["quality"]["sharpness"]))
             if n % 50 == 0:
                 say(f"{n}/{len(photos)} LFW photos, {time.monotonic() - started:.0f}s")
+                if args.browser_results:
+                    _save(args.browser_results, kept)
+        if args.browser_results:
+            _save(args.browser_results, kept)
     server.shutdown()
+    if not args.cache.exists():
+        say(f"{args.cache} is not there yet: the browser's half is saved; run again with the same --browser-results")
+        return
+    cache = np.load(args.cache)
+    row_of = {str(p): i for i, p in enumerate(cache["paths"])}
+    browser_vectors = {name: kept[name][0] for name in photos}
+    lfw_rows = []
+    for name in photos:
+        vector, found, sharpness = kept[name]
+        lfw_rows.append(
+            {
+                "photo": name,
+                "distance": float(np.linalg.norm(vector - cache["vectors"][row_of[name]])),
+                "browser_detected": found,
+                "server_detected": bool(cache["detected"][row_of[name]]),
+                "browser_low": sharpness < GOOD_SHARPNESS,
+            }
+        )
 
     distances = np.array([r["distance"] for r in lfw_rows])
     shared_distances = np.array([r["distance"] for r in shared if "distance" in r])

@@ -60,6 +60,16 @@ def offer(state) -> dict[str, Any]:
     return {"available": True, "reason": None, "download_bytes": loaded[1]["download_bytes"]}
 
 
+def page_facts() -> dict[str, Any]:
+    """For the privacy page: whether the on-device check is offered here, and its download in MB."""
+    loaded = current_app.extensions.get("photocheck_ondevice")
+    state = current_app.extensions.get("photocheck")
+    offered = loaded is not None
+    if offered and state is not None and state.ready:
+        offered = offer(state)["available"]
+    return {"on_device": offered, "on_device_mb": loaded[1]["download_bytes"] / 1e6 if loaded else 0.0}
+
+
 @ondevice.get(f"{ASSETS_PATH}<path:name>")
 def asset(name: str):
     loaded = current_app.extensions.get("photocheck_ondevice")
@@ -132,6 +142,8 @@ def read_embedding_request(dimension: int) -> tuple[np.ndarray, float, float]:
     if not isinstance(face, dict) or set(face) != {"size", "sharpness"}:
         raise MalformedUpload("'face' must be an object with exactly 'size' and 'sharpness'.")
     size = _number(face["size"], "face.size", 0.0, MAX_FACE_SIZE)
+    if size == 0:
+        raise MalformedUpload("'face.size' must be more than 0.")
     sharpness = _number(face["sharpness"], "face.sharpness", 0.0, MAX_SHARPNESS)
     return vector.astype(np.float32), size, sharpness
 
