@@ -47,7 +47,8 @@ REFERENCE = """async ([detector, inputs]) => {
     const started = performance.now();
     if (detector) {
       const { boxes, scores } = net.forwardInput(input);
-      out.push({ boxes: Array.from(boxes[0].dataSync()), scores: Array.from(scores[0].dataSync()), ms: performance.now() - started });
+      const ms = performance.now() - started;
+      out.push({ boxes: Array.from(boxes[0].dataSync()), scores: Array.from(scores[0].dataSync()), ms });
     } else {
       out.push({ landmarks: Array.from(net.forwardInput(input).dataSync()), ms: performance.now() - started });
     }
