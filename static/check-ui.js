@@ -265,7 +265,7 @@ export function mountCheck(root, options = {}) {
     options.stylesheet
       ? h("link", { rel: "stylesheet", href: options.stylesheet, crossorigin: "anonymous", referrerpolicy: "no-referrer" })
       : null,
-    h("div", { class: "pc-start" }, dropZone, onDevice.element, privacyNote),
+    h("div", { class: "pc-start" }, dropZone, privacyNote, onDevice.element),
     cameraPanel,
     statusLine,
     alertBox,

@@ -389,6 +389,7 @@ def test_the_widget_checks_a_photo_on_a_listed_site_and_keeps_to_itself(visit: V
     assert {urlsplit(r.url).path for r in to_service} == {
         "/widget.js",
         "/static/check-ui.js",
+        "/static/on-device.js",  # the mode chooser; the on-device pipeline itself loads only when used
         "/static/check-ui.css",
         "/api/v1/datasets",
         "/api/v1/check",
