@@ -22,8 +22,8 @@ LOAD = """async () => {
   return manifest.download_bytes;
 }"""
 
-# One photo through the pipeline: every face the detector finds, then the face nearest the centre
-# (or the largest), or with none found the centre region as photocheck eval uses it.
+# One photo through the pipeline: every face the detector finds, then the largest, or the one nearest
+# the centre or a given point, or with none found the centre region as photocheck eval uses it.
 EMBED = """async ([b64, pick, centreRegion, minSize]) => {
   const { m, pipeline } = window.__photocheck;
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -31,9 +31,9 @@ EMBED = """async ([b64, pick, centreRegion, minSize]) => {
   const faces = await pipeline.detect(image);
   const usable = faces.filter((f) => Math.min(f.box[2], f.box[3]) >= minSize);
   let face = null;
-  if (usable.length && pick === 'centre') {
-    const distance = (f) =>
-      (f.box[0] + f.box[2] / 2 - image.width / 2) ** 2 + (f.box[1] + f.box[3] / 2 - image.height / 2) ** 2;
+  if (usable.length && pick !== 'largest') {
+    const [x, y] = pick === 'centre' ? [image.width / 2, image.height / 2] : pick;
+    const distance = (f) => (f.box[0] + f.box[2] / 2 - x) ** 2 + (f.box[1] + f.box[3] / 2 - y) ** 2;
     face = usable.reduce((best, f) => (distance(f) < distance(best) ? f : best));
   } else if (usable.length) {
     face = usable[0];
@@ -89,7 +89,12 @@ class BrowserPipeline:
         self.download_bytes = page.evaluate(LOAD)
 
     def embed(
-        self, photo: bytes, *, pick: str = "largest", centre_region: float | None = None, min_size: float = 0
+        self,
+        photo: bytes,
+        *,
+        pick: str | list[float] = "largest",
+        centre_region: float | None = None,
+        min_size: float = 0,
     ) -> dict[str, Any]:
         out = self.page.evaluate(EMBED, [_b64(photo), pick, centre_region, min_size])
         if out.get("embedding") is not None:
