@@ -8,13 +8,23 @@ PORT ?= 8000
 
 .PHONY: install demo demo-index test lint bench soak clean
 
-install: $(STAMP)
+ONDEVICE := build/ondevice/manifest.json
+
+install: $(STAMP) $(ONDEVICE)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+# The on-device check's files: the npm packages pinned in package-lock.json (integrity-checked by npm ci,
+# no install scripts run), converted and written to build/ondevice. Without npm the service still runs,
+# and its page says that checking on the device is not available.
+$(ONDEVICE): $(STAMP) package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && $(BIN)/photocheck ondevice build; \
+	else echo "npm is not installed: the on-device check will be unavailable (apt-get install nodejs npm)" >&2; fi
 
 demo-index: install
 	$(BIN)/python -m indexer.demo --index $(DEMO_INDEX) --port $(PORT)
@@ -44,4 +54,4 @@ soak: install
 	$(BIN)/python bench/fuzz_uploads.py
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .ruff_cache build dist *.egg-info
+	rm -rf $(VENV) demo .pytest_cache .ruff_cache build dist *.egg-info node_modules

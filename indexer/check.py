@@ -24,7 +24,7 @@ from . import confidence
 from .embedders import Face, FaceEmbedder, create_embedder
 from .errors import FaceNotFound, FaceTooSmall, IndexCorrupt, NoFace, PhotocheckError
 from .images import DEFAULT_MAX_PIXELS, load_image
-from .quality import assess
+from .quality import FaceQuality, assess
 from .store import DatasetInfo, IndexStore, apply_search_params, check_embedder, cosine_scores
 
 log = logging.getLogger("photocheck")
@@ -208,20 +208,53 @@ class Checker:
                 vector = self.embedder.embed(pixels, [faces[chosen]])[0]
             del pixels
             with stage("search"):
-                hits = self.index.search(vector)
+                answer["results"] = self.results_for(vector, low_quality=quality.low, evidence=evidence)
             del vector
-            config = self.index.confidence_config
-            for dataset, scores, ids in hits:
-                value = confidence.confidence(scores, dataset.size, config, low_quality=quality.low)
-                result = {
-                    "dataset": dataset.info.name,
-                    "title": dataset.info.title or dataset.info.name,
-                    "verdict": confidence.verdict(value, config),
-                    "confidence": round(value, 2),
-                }
-                if evidence and dataset.info.evidence:
-                    result["evidence"] = self._evidence(dataset, scores, ids, low_quality=quality.low)
-                answer["results"].append(result)
+        except PhotocheckError as exc:
+            answer["error"] = exc.as_dict()
+        return answer
+
+    def results_for(
+        self, vector: np.ndarray, *, low_quality: bool = False, query_photos: int = 1, evidence: bool = False
+    ) -> list[dict[str, Any]]:
+        """Per dataset: {"dataset", "title", "verdict", "confidence"} (+ "evidence" when asked), for one
+        L2-normalised query vector (a single photo's embedding, or the template of `query_photos` photos).
+
+        The confidence here models one photo per query; ``query_photos`` is the seam for templates of
+        several photos (their score distributions differ)."""
+        config = self.index.confidence_config
+        results = []
+        for dataset, scores, ids in self.index.search(vector):
+            value = confidence.confidence(scores, dataset.size, config, low_quality=low_quality)
+            result = {
+                "dataset": dataset.info.name,
+                "title": dataset.info.title or dataset.info.name,
+                "verdict": confidence.verdict(value, config),
+                "confidence": round(value, 2),
+            }
+            if evidence and dataset.info.evidence:
+                result["evidence"] = self._evidence(dataset, scores, ids, low_quality=low_quality)
+            results.append(result)
+        return results
+
+    def check_embedding(self, vector: np.ndarray, *, face_size: float, sharpness: float) -> dict[str, Any]:
+        """The answer for an embedding computed elsewhere (the browser's on-device check), with the
+        face's size and sharpness measured there: the same results a photo of that face would get.
+
+        ``vector`` must already be validated (finite, the index's dimension); it is L2-normalised here.
+        Errors go into the answer's ``error`` field, never raised."""
+        answer: dict[str, Any] = {"face": None, "results": [], "error": None}
+        try:
+            if face_size < self.embedder.min_face_size:
+                raise FaceTooSmall(
+                    f"The face is only {face_size:.0f} pixels across; at least {self.embedder.min_face_size} are "
+                    "needed to judge. Use a sharper photo in which your face is larger."
+                )
+            quality = FaceQuality(size=face_size, sharpness=sharpness)
+            answer["face"] = {"quality": quality.label}
+            norm = float(np.linalg.norm(vector))
+            unit = np.asarray(vector, dtype=np.float32) / np.float32(norm)
+            answer["results"] = self.results_for(unit, low_quality=quality.low)
         except PhotocheckError as exc:
             answer["error"] = exc.as_dict()
         return answer

@@ -76,6 +76,12 @@ class DeviceUnavailable(ModelError):
     code = "device_unavailable"
 
 
+class ModelMismatch(ModelError):
+    """A weights file is there but is not the one photocheck was built and checked against."""
+
+    code = "model_mismatch"
+
+
 # --- problems with an index or a source --------------------------------------------------
 
 

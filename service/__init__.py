@@ -19,7 +19,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from indexer.errors import PhotocheckError
 
-from . import widget
+from . import ondevice, widget
 from .api import STATUS, api, error_response
 from .config import DEFAULTS, setting_on
 from .pages import pages
@@ -37,10 +37,12 @@ HTTP_CODES = {
     429: "rate_limited",
 }
 
+# 'wasm-unsafe-eval' lets the on-device check compile onnxruntime-web's WebAssembly (served from 'self');
+# it allows no JavaScript eval, and without it WebAssembly.instantiate is refused under any script-src.
 PAGE_POLICY = (
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; "
-    "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
-    "object-src 'none'"
+    "script-src 'self' 'wasm-unsafe-eval'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'; object-src 'none'"
 )
 
 
@@ -85,8 +87,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(pages)
     widget.init_app(app)  # before the limiter and the headers: see service/widget.py
+    ondevice.init_app(app)
     limiter = Limiter(get_remote_address, app=app)
-    app.view_functions["api.check"] = limiter.limit(lambda: app.config["RATE_LIMIT"])(app.view_functions["api.check"])
+    # A photo and an on-device embedding draw on one budget per client: two endpoints, not two limits.
+    checks = limiter.shared_limit(lambda: app.config["RATE_LIMIT"], scope="checks")
+    for view in ("api.check", "ondevice.check_embedding"):
+        app.view_functions[view] = checks(app.view_functions[view])
     # Lookups are answered from the same worker budget, so they get the checks' per-client limit.
     app.view_functions["api.lookup"] = limiter.limit(lambda: app.config["RATE_LIMIT"])(app.view_functions["api.lookup"])
     from .bulk import register_bulk  # POST /api/v1/bulk: keyed, limited per key (service/bulk.py)

@@ -97,7 +97,10 @@ def check():
 
 @api.get("/datasets")
 def datasets():
-    return jsonify(_state().datasets())
+    from .ondevice import offer  # service/ondevice.py builds on this module
+
+    state = _state()
+    return jsonify({**state.datasets(), "on_device": offer(state)})
 
 
 @api.get("/lookup")

@@ -30,6 +30,9 @@ DEFAULTS = {
     "BULK_MAX_UPLOAD_MB": 100,
     # Prometheus metrics at /metrics (service/metrics.py): off unless turned on. No person, no result.
     "METRICS": False,
+    # The on-device check's files (runtime, models, manifest), as `photocheck ondevice build` writes them;
+    # by default build/ondevice in a source checkout. Without them the page offers the upload check only.
+    "ONDEVICE_DIR": None,
 }
 
 

@@ -25,6 +25,9 @@ from flask import Flask, Response, g, request
 #: Which endpoints get their own label value; anything else (a 404, an unrouted method) is "other".
 ENDPOINTS = {
     "api.check": "check",
+    "ondevice.check_embedding": "check_embedding",
+    "api.lookup": "lookup",
+    "api.catalog": "catalog",
     "bulk.check_many": "bulk",
     "api.datasets": "datasets",
     "api.openapi": "openapi",
@@ -37,7 +40,7 @@ ENDPOINTS = {
     "pages.readyz": "health",
     "metrics": "metrics",
 }
-STATUSES = {200, 204, 304, 400, 401, 403, 404, 405, 408, 413, 415, 422, 429, 500, 503}
+STATUSES = {200, 204, 304, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 503}
 STAGES = ("queue", "decode", "detect", "embed", "search")
 #: Seconds: a check takes about half a second on one core, a bulk request up to a minute.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -99,7 +102,7 @@ class Metrics:
     def touch(self) -> None:
         """Create this process's files now (one per metric type: later series go into them), so that
         answering creates no file, and give the series worth watching at 0 their first value."""
-        for endpoint in ("check", "bulk"):
+        for endpoint in ("check", "check_embedding", "lookup", "bulk"):
             self.rate_limited.labels(endpoint)
         for stage in STAGES:
             self.stages.labels(stage)

@@ -169,6 +169,41 @@ CATALOG_ENTRY = {
     "additionalProperties": False,
 }
 
+EMBEDDING_REQUEST = {
+    "type": "object",
+    "required": ["embedding", "face"],
+    "properties": {
+        "embedding": {
+            "type": "array",
+            "items": {"type": "number"},
+            "minItems": 128,
+            "maxItems": 128,
+            "description": (
+                "The face's dlib embedding as the on-device check computes it (mean of the face and its mirror), "
+                "L2-normalised; finite numbers only."
+            ),
+        },
+        "face": {
+            "type": "object",
+            "required": ["size", "sharpness"],
+            "properties": {
+                "size": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "description": "The shorter side of the face's box, in pixels of the photo.",
+                },
+                "sharpness": {
+                    "type": "number",
+                    "minimum": 0,
+                    "description": "Variance of the Laplacian of the face resampled to 96x96 (indexer/quality.py).",
+                },
+            },
+            "additionalProperties": False,
+        },
+    },
+    "additionalProperties": False,
+}
+
 UNDISCLOSED_ENTRY = {
     "type": "object",
     "description": "A face collection that was never published: it cannot be checked; what is known, and what to do.",
@@ -272,6 +307,23 @@ LOOKUP = {
     "additionalProperties": False,
 }
 
+EMBEDDING_ANSWER = {
+    "type": "object",
+    "required": ["face", "results", "error", "index"],
+    "properties": {
+        "face": {
+            "type": "object",
+            "required": ["quality"],
+            "properties": {"quality": CHECK["properties"]["face"]["properties"]["quality"]},
+            "additionalProperties": False,
+        },
+        "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
+        "error": {"type": "null"},
+        "index": {"$ref": "#/components/schemas/Index"},
+    },
+    "additionalProperties": False,
+}
+
 DATASET = {
     "type": "object",
     "required": ["name", "title", "faces", "catalog"],
@@ -310,6 +362,23 @@ DATASETS = {
             },
         },
         "datasets": {"type": "array", "items": {"$ref": "#/components/schemas/Dataset"}},
+        "on_device": {
+            "type": "object",
+            "description": "Whether pages may check on the person's device (POST /api/v1/check-embedding).",
+            "required": ["available", "reason", "download_bytes"],
+            "properties": {
+                "available": {"type": "boolean"},
+                "reason": {
+                    "enum": [None, "no_assets", "other_model"],
+                    "description": "no_assets: installed without the on-device files; other_model: not a dlib index.",
+                },
+                "download_bytes": {
+                    "type": ["integer", "null"],
+                    "description": "What a browser's first on-device check downloads (runtime and models).",
+                },
+            },
+            "additionalProperties": False,
+        },
     },
 }
 
@@ -455,6 +524,34 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                     },
                 }
             },
+            "/api/v1/check-embedding": {
+                "post": {
+                    "operationId": "checkEmbedding",
+                    "summary": "Check a face embedding computed on the person's device (the on-device check)",
+                    "description": (
+                        "The page's on-device mode finds, aligns and embeds the face in the browser and sends only "
+                        "the embedding and the face's size and sharpness. The answer is the one /api/v1/check "
+                        "gives for the photo: per dataset a verdict and a two-decimal confidence. It shares the "
+                        "rate limit of /api/v1/check (one budget for both) and takes at most 4 KB."
+                    ),
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EmbeddingRequest"}}},
+                    },
+                    "responses": {
+                        "200": _json("EmbeddingAnswer", "Per dataset, a verdict and a confidence."),
+                        "400": _error(
+                            "Not JSON, or not 128 finite numbers of length 1 and a face's size and sharpness."
+                        ),
+                        "403": _error(FOREIGN_ORIGIN),
+                        "409": _error("The index was built with another embedder (on_device_unavailable)."),
+                        "413": _error("A body over 4 KB."),
+                        "422": _error("A face too small to judge (face_too_small)."),
+                        "429": _error("Rate limit reached (shared with /api/v1/check); see the Retry-After header."),
+                        "503": _error("The index is not loaded yet."),
+                    },
+                }
+            },
             "/api/v1/bulk": {
                 "post": {
                     "operationId": "bulk",
@@ -564,6 +661,8 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                 "Result": RESULT,
                 "Index": INDEX,
                 "CheckAnswer": CHECK,
+                "EmbeddingRequest": EMBEDDING_REQUEST,
+                "EmbeddingAnswer": EMBEDDING_ANSWER,
                 "Dataset": DATASET,
                 "Datasets": DATASETS,
                 "Error": ERROR,

@@ -33,7 +33,15 @@ def privacy():
         max_upload_mb=config["MAX_UPLOAD_MB"],
         shared_rate_limits=not str(config["RATELIMIT_STORAGE"]).startswith("memory"),
         metrics=bool(config["METRICS"]),
+        **_on_device_facts(),
     )
+
+
+def _on_device_facts() -> dict:
+    """What the privacy page says about the on-device check: whether it is offered, and its download."""
+    from .ondevice import page_facts
+
+    return page_facts()
 
 
 @pages.get("/healthz")

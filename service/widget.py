@@ -38,8 +38,9 @@ log = logging.getLogger("photocheck")
 
 widget = Blueprint("widget", __name__)
 
-#: Files outside the API that listed origins may read across origins: the UI module, the modules it
-#: imports (module scripts are always fetched with CORS) and its stylesheet.
+#: Files outside the API that listed origins may read across origins: the UI's modules (module scripts
+#: are always fetched with CORS) and stylesheet, and (by prefix) the on-device check's runtime and models,
+#: which the widget fetches from this service.
 CORS_FILES = {
     "/static/check-ui.js",
     "/static/check-ui.css",
@@ -47,7 +48,12 @@ CORS_FILES = {
     "/static/letter.js",
     "/static/catalog-view.js",
     "/static/lookup.js",
+    "/static/on-device.js",
+    "/static/face-pipeline.js",
+    "/static/face-align.js",
+    "/static/face-quality.js",
 }
+CORS_PREFIXES = ("/static/ondevice/",)
 WIDGET_SCRIPT = "/widget.js"
 #: widget.js changes only with a new release; a host page's visitors need not fetch it on every visit.
 WIDGET_SCRIPT_MAX_AGE = 3600
@@ -121,7 +127,7 @@ def _guarded() -> bool:
 
 
 def _shared() -> bool:
-    return _guarded() or request.path in CORS_FILES
+    return _guarded() or request.path in CORS_FILES or request.path.startswith(CORS_PREFIXES)
 
 
 def _cross_origin() -> str | None:

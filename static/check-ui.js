@@ -9,6 +9,7 @@
 import { CATALOG_STRINGS, catalogFacts, catalogLoader, createUndisclosed } from "./catalog-view.js";
 import { LOOKUP_STRINGS, createLookup, createTabs } from "./lookup.js";
 import { NEXT_STEPS_STRINGS, checkFindings, createNextSteps } from "./next-steps.js";
+import { createOnDevice, ON_DEVICE_STRINGS } from "./on-device.js";
 
 /** All wording the UI shows. Override any of it with `options.strings`; `{name}` is filled in. */
 export const DEFAULT_STRINGS = {
@@ -97,6 +98,7 @@ export const DEFAULT_STRINGS = {
   ...NEXT_STEPS_STRINGS,
   ...CATALOG_STRINGS,
   ...LOOKUP_STRINGS,
+  ...ON_DEVICE_STRINGS,
 };
 
 const VERDICTS = {
@@ -117,6 +119,7 @@ let mountCount = 0;
  * options.stylesheet   URL of check-ui.css to load into the root (for a shadow root)
  * options.headingLevel level of the UI's section headings (default 2)
  * options.lookup       false to leave out the "Search by Flickr account" tab
+ * options.mode         "upload" (default) or "on-device": where the face is found and described first
  */
 export function mountCheck(root, options = {}) {
   const strings = { ...DEFAULT_STRINGS, ...options.strings };
@@ -203,6 +206,18 @@ export function mountCheck(root, options = {}) {
       : h("a", { href: privacyUrl, class: "pc-privacy-link", text: t("privacyLink") }),
   );
 
+  // Where the face is described: on the server (upload) or here (on-device.js).
+  const onDevice = createOnDevice({
+    h,
+    t,
+    apiBase,
+    apiFetch: (...args) => apiFetch(...args),
+    uid,
+    mode: options.mode,
+    locale: strings.locale,
+    onFallback: () => state.photo && runCheck(state.face),
+  });
+
   const video = h("video", {
     class: "pc-video",
     playsinline: true,
@@ -270,7 +285,7 @@ export function mountCheck(root, options = {}) {
   const checkPanel = h(
     "div",
     { class: "pc-check-panel" },
-    h("div", { class: "pc-start" }, dropZone, privacyNote, undisclosed.pointer),
+    h("div", { class: "pc-start" }, dropZone, privacyNote, onDevice.element, undisclosed.pointer),
     cameraPanel,
     statusLine,
     alertBox,
@@ -410,7 +425,10 @@ export function mountCheck(root, options = {}) {
   }
 
   function showDatasets() {
-    loadDatasets().then(renderDatasets, (error) => {
+    loadDatasets().then((info) => {
+      renderDatasets(info);
+      onDevice.setOffer(info.on_device);
+    }, (error) => {
       datasetsSummary.textContent = [t("datasetsFailed"), error.message].filter(Boolean).join(" ");
     });
     // A service without a catalog simply shows no never-disclosed collections.
@@ -456,6 +474,7 @@ export function mountCheck(root, options = {}) {
     resultsArea.removeAttribute("aria-busy");
     if (state.photo) URL.revokeObjectURL(state.photo.url);
     state.photo = null;
+    onDevice.forget();
     state.faces = [];
     state.face = null;
     photo.removeAttribute("src");
@@ -559,8 +578,12 @@ export function mountCheck(root, options = {}) {
     let info = null;
     let catalog = null;
     try {
-      response = await apiFetch("/api/v1/check", { method: "POST", body, signal: controller.signal });
-      answer = await readJson(response);
+      if (onDevice.active) {
+        ({ response, answer } = await onDevice.check(state.photo.blob, face, controller.signal, say));
+      } else {
+        response = await apiFetch("/api/v1/check", { method: "POST", body, signal: controller.signal });
+        answer = await readJson(response);
+      }
       // The dataset links come from /datasets, the rights from /catalog; without them the verdicts still stand.
       if (response.ok) {
         [info, catalog] = await Promise.all([loadDatasets().catch(() => null), kit.loadCatalog().catch(() => null)]);

@@ -3,7 +3,8 @@
  *   <div data-photocheck></div>
  *   <script src="https://HOST/widget.js" defer crossorigin="anonymous" referrerpolicy="no-referrer"></script>
  *
- * Options, as attributes of the element: data-locale, data-heading-level, data-color-scheme
+ * Options, as attributes of the element: data-locale, data-heading-level, data-mode (upload|on-device:
+ * where the face is described first), data-color-scheme
  * (light|dark), data-string-<name> (e.g. data-string-choose-label) or data-strings (JSON) for the
  * wording, data-theme-<name> for --pc-<name> (e.g. data-theme-accent="#8b1a5b"); the CSS custom
  * properties --pc-* set on the element or above it work too. See HOST/widget.
@@ -33,7 +34,7 @@
       if (m) el.style.setProperty(`--pc-${kebab(m[1])}`, value);
     }
     if (data.locale) strings.locale = data.locale;
-    return { strings, headingLevel: data.headingLevel, lookup: data.lookup !== "off" };
+    return { strings, headingLevel: data.headingLevel, lookup: data.lookup !== "off", mode: data.mode };
   }
 
   // The page's own content in the element (a link to the service, say) shows until the check is ready.
@@ -41,7 +42,7 @@
     if (el.shadowRoot) return null;
     const shadow = el.attachShadow({ mode: "open" });
     shadow.append(document.createElement("slot"));
-    const { strings, headingLevel, lookup } = options(el);
+    const { strings, headingLevel, lookup, mode } = options(el);
     try {
       ui ??= import(`${base}/static/check-ui.js`);
       const { mountCheck } = await ui;
@@ -52,6 +53,7 @@
         strings,
         headingLevel,
         lookup,
+        mode,
       });
       const root = shadow.firstElementChild;
       // English unless told otherwise; translated strings without data-locale keep the page's language.

@@ -376,6 +376,7 @@ def test_the_widget_checks_a_photo_on_a_listed_site_and_keeps_to_itself(visit: V
         "/static/letter.js",
         "/static/catalog-view.js",
         "/static/lookup.js",
+        "/static/on-device.js",  # the mode chooser; the on-device pipeline itself loads only when used
         "/static/check-ui.css",
         "/api/v1/datasets",
         "/api/v1/catalog",

@@ -17,6 +17,7 @@ from .index import index
 from .keys import keys
 from .lookup import lookup
 from .models import models
+from .ondevice import ondevice
 from .serve import serve
 
 
@@ -41,7 +42,7 @@ def cli(verbose: int, quiet: bool) -> None:
     setup_logging(verbose, quiet)
 
 
-for command in (index, check, lookup, catalog, eval_command, serve, keys, bulk, models):
+for command in (index, check, lookup, catalog, eval_command, serve, keys, bulk, models, ondevice):
     cli.add_command(command)
 
 
