@@ -50,6 +50,8 @@ SKIPPED = {
     "export PHOTOCHECK_KEY": "the bulk sessions need the 200-member LFW set and its index (tests/test_bulk.py)",
     "photocheck bulk": "the 200-member LFW set and a 2-dataset index (tests/test_bulk.py runs it, Ctrl-C included)",
     'curl -s -H "Authorization: Bearer $KEY"': "needs the bulk sessions' LFW index (tests/test_bulk.py)",
+    "python bench/": "a benchmark: it prints figures measured on a machine, which are reported, not compared",
+    ".venv/bin/python bench/": "a benchmark: it prints figures measured on a machine, which are reported, not compared",
 }
 #: Seconds any one command may take.
 COMMAND_TIMEOUT = 300

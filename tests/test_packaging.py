@@ -121,7 +121,7 @@ def test_every_imported_package_is_declared():
     package's own requirements (cv2 came only through insightface's)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = {_requirement_name(r) for r in project["dependencies"]}
-    declared |= {_requirement_name(r) for extra in ("gpu", "redis") for r in project["optional-dependencies"][extra]}
+    declared |= {_requirement_name(r) for extra in ("gpu", "redis", "ray") for r in project["optional-dependencies"][extra]}
     dev = {_requirement_name(r) for r in project["optional-dependencies"]["dev"]}
     distributions = importlib.metadata.packages_distributions()
     distributions["dlib"] = ["dlib-bin"]  # dlib-bin's wheel names its module's distribution "dlib"
