@@ -426,3 +426,8 @@ def test_rebuild_gives_a_dataset_another_type_from_its_stored_vectors(tmp_path: 
     approximate = LoadedIndex(tmp_path).search(vectors[10], k=10)[0]
     assert approximate[2].tolist() == exact[2].tolist()  # every list probed: the same ten faces
     np.testing.assert_allclose(approximate[1], exact[1], atol=1e-6)  # float32 sums in another order
+    with s.writing():
+        version = s.index_version
+        tuned = s.tune_dataset("set", nprobe=4, rerank=20)
+    assert tuned.search_params == {"nprobe": 4, "rerank": 20} and s.index_version == version + 1
+    assert LoadedIndex(tmp_path).datasets[0].index.rerank == 20
