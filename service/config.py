@@ -5,9 +5,14 @@ from __future__ import annotations
 DEFAULTS = {
     # The index to serve (PHOTOCHECK_INDEX).
     "INDEX": None,
-    # insightface only: where the model pack is, and where it runs.
+    # insightface only: where the model pack is.
     "MODEL_ROOT": None,
+    # Where the onnxruntime models run (auto: CUDA when onnxruntime-gpu has a GPU, else the CPU).
     "DEVICE": "auto",
+    # What runs the dlib embedder's ResNet: onnx (onnxruntime) or dlib (dlib's own code); the same model.
+    "DLIB_RUNTIME": "onnx",
+    # CPU threads of each worker's onnxruntime sessions (0: onnxruntime's choice, one per core).
+    "MODEL_THREADS": 0,
     # Uploads: bytes on the wire, and pixels once decoded.
     "MAX_UPLOAD_MB": 15,
     "MAX_PIXELS": 50_000_000,

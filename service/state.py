@@ -41,7 +41,11 @@ class ServiceState:
         try:
             index = LoadedIndex(index_dir)
             embedder = embedder_for_index(
-                index, device=config.get("DEVICE", "auto"), model_root=config.get("MODEL_ROOT")
+                index,
+                device=config.get("DEVICE", "auto"),
+                model_root=config.get("MODEL_ROOT"),
+                runtime=config.get("DLIB_RUNTIME", "onnx"),
+                threads=int(config.get("MODEL_THREADS") or 0),
             )
             checker = Checker(index, embedder, max_pixels=int(config["MAX_PIXELS"]))
             checker.warm_up()

@@ -10,6 +10,7 @@ import click
 
 from .common import (
     device_option,
+    dlib_runtime_option,
     echo_json,
     embedder_options,
     index_option,
@@ -47,6 +48,7 @@ def _format_answer(answer: dict[str, Any]) -> str:
 @index_option
 @click.option("--face", "face_number", type=click.IntRange(0), help="Which face to check (0 = the largest).")
 @device_option
+@dlib_runtime_option
 @model_root_option
 @click.option(
     "--max-pixels", type=click.IntRange(1), default=50_000_000, show_default=True, help="Refuse larger images."
@@ -57,6 +59,7 @@ def check(
     index_dir: Path,
     face_number: int | None,
     device: str,
+    dlib_runtime: str,
     model_root: str | None,
     max_pixels: int,
     as_json: bool,
@@ -76,7 +79,7 @@ def check(
     from ..check import Checker, LoadedIndex, embedder_for_index
 
     loaded = LoadedIndex(index_dir)
-    embedder = embedder_for_index(loaded, **embedder_options(device, model_root))
+    embedder = embedder_for_index(loaded, **embedder_options(device, model_root, runtime=dlib_runtime))
     checker = Checker(loaded, embedder, max_pixels=max_pixels)
     answers = []
     for path in images:
