@@ -107,6 +107,15 @@ def test_check_text_output(cli_index: Path):
     assert "2 faces; face 1" in group and "pick another with --face N" in group
 
 
+def test_dlib_runtime_option_gives_the_same_answer(cli_index: Path):
+    photo = str(person_photos("obama")[3])
+    default = run("check", "--index", str(cli_index), photo)
+    own = run("check", "--index", str(cli_index), "--dlib-runtime", "dlib", photo)
+    assert own.stdout == default.stdout and "politicians  match" in own.stdout
+    assert "onnxruntime: dlib_face_recognition_resnet_model_v1 runs on CPU" in default.stderr
+    assert "onnxruntime" not in own.stderr
+
+
 def test_errors_are_one_line_with_a_code(tmp_path: Path):
     result = run("check", "--index", str(tmp_path / "nowhere"), str(person_photos("obama")[0]), ok=False)
     assert result.exit_code == 1

@@ -11,10 +11,10 @@ import pytest
 from conftest import FACES, PEOPLE, person_photos
 from onnx_pack import build_pack, square_image
 
-from indexer.embedders import create_embedder, resolve_embedder_name
-from indexer.errors import DeviceUnavailable, ModelNotFound
+from indexer.embedders import EmbedderSpec, create_embedder, resolve_embedder_name
+from indexer.errors import DeviceUnavailable, ModelNotFound, PhotocheckError
 from indexer.images import load_image
-from indexer.onnx_session import choose_providers
+from indexer.onnx_session import choose_providers, session_options
 
 
 def pixels_of(path: Path) -> np.ndarray:
@@ -86,6 +86,62 @@ def test_dlib_small_faces_are_flagged(dlib_embedder):
     (face,) = dlib_embedder.detect(pixels)
     strict = create_embedder("dlib", min_face_size=int(face.size) + 1)
     assert strict.is_too_small(face) and not dlib_embedder.is_too_small(face)
+
+
+def test_dlib_runtime_is_an_option_not_part_of_the_model():
+    onnx = create_embedder("dlib", threads=1, batch_size=8)
+    own = create_embedder("dlib", runtime="dlib")
+    assert onnx.runtime == "onnx" and own.runtime == "dlib"
+    # What an index records is the same whichever runtime built it.
+    assert onnx.describe() == own.describe()
+    assert onnx.describe()["model"] == "dlib_face_recognition_resnet_model_v1" and "runtime" not in onnx.describe()
+    # Worker processes and Ray actors rebuild the embedder from its spec: the runtime and threads go along.
+    spec = onnx.spec()
+    assert spec == EmbedderSpec("dlib", onnx.options())
+    rebuilt = spec.create()
+    assert (rebuilt.runtime, rebuilt.threads, rebuilt.batch_size) == ("onnx", 1, 8)
+    assert own.spec().create().runtime == "dlib"
+    with pytest.raises(PhotocheckError, match=r"onnx .* or dlib") as caught:
+        create_embedder("dlib", runtime="tensorflow")
+    assert caught.value.code == "unknown_runtime"
+    with pytest.raises(PhotocheckError, match="--dlib-runtime dlib"):
+        create_embedder("dlib", jitter=2)
+    with pytest.raises(DeviceUnavailable, match="--dlib-runtime onnx"):
+        create_embedder("dlib", runtime="dlib", device="cuda").load()
+
+
+def test_dlib_onnx_runs_face_and_mirror_in_one_batch(dlib_embedder, monkeypatch):
+    """Faces of several images go through the network batch_size at a time, each with its mirror image."""
+    embedder = create_embedder("dlib", batch_size=2)
+    embedder.load()
+    session = embedder._session
+    original = session.run
+    calls = []
+
+    def counting_run(names, feed, *args):
+        calls.append(next(iter(feed.values())).shape[0])
+        return original(names, feed, *args)
+
+    monkeypatch.setattr(session, "run", counting_run)
+    items = []
+    for name in ("obama_and_biden.jpg", "kit_with_rose.jpg"):
+        pixels = pixels_of(FACES / "groups" / name)
+        items.append((pixels, embedder.detect(pixels)))
+    assert [len(faces) for _, faces in items] == [3, 2]
+    calls.clear()
+    batched = embedder.embed_batch(items)
+    assert calls == [4, 4, 2]  # five faces, two at a time, each run holding the faces and their mirrors
+    for (pixels, faces), vectors in zip(items, batched, strict=True):
+        for face, vector in zip(faces, vectors, strict=True):
+            np.testing.assert_allclose(dlib_embedder.embed(pixels, [face])[0], vector, atol=1e-5)
+
+
+def test_onnx_threads_do_not_spin_when_there_are_several():
+    assert session_options(1).intra_op_num_threads == 1
+    with pytest.raises(Exception, match="allow_spinning"):  # not set: onnxruntime's default, spinning
+        session_options(1).get_session_config_entry("session.intra_op.allow_spinning")
+    for threads in (0, 2):
+        assert session_options(threads).get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 # -- insightface on the buffalo_l-shaped test pack ----------------------------------------------

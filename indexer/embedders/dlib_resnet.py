@@ -116,6 +116,11 @@ class DlibEmbedder(FaceEmbedder):
         return f"onnxruntime on {self.active_device.upper()}"
 
     def _load(self) -> None:
+        if self.runtime == "dlib" and self.device == "cuda":
+            raise DeviceUnavailable(
+                "--device cuda was asked for, but dlib's own runtime runs on the CPU only. "
+                "Use --dlib-runtime onnx (with onnxruntime-gpu), or --device cpu."
+            )
         try:
             import dlib
             import face_recognition_models as weights
@@ -138,11 +143,6 @@ class DlibEmbedder(FaceEmbedder):
             model = build_resnet_model(weights.face_recognition_model_location())
             self._session = create_session(model.SerializeToString(), self.device, self.threads, name=MODEL_ID)
         else:
-            if self.device == "cuda":
-                raise DeviceUnavailable(
-                    "--device cuda was asked for, but dlib's own runtime runs on the CPU only. "
-                    "Use --dlib-runtime onnx (with onnxruntime-gpu), or --device cpu."
-                )
             self._resnet = dlib.face_recognition_model_v1(weights.face_recognition_model_location())
         log.debug(
             "dlib embedder loaded (%s detector, upsample %d, ResNet on %s)",
