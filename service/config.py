@@ -11,6 +11,10 @@ DEFAULTS = {
     "DEVICE": "auto",
     # What runs the dlib embedder's ResNet: onnx (onnxruntime) or dlib (dlib's own code); the same model.
     "DLIB_RUNTIME": "onnx",
+    # dlib's HOG detector: the longest side the photo is downscaled to, and how often it is upsampled
+    # (unset: the embedder's defaults, chosen with bench/detection.py; see docs/speed.md).
+    "DLIB_DETECT_SIZE": None,
+    "DLIB_UPSAMPLE": None,
     # CPU threads of each worker's onnxruntime sessions (0: onnxruntime's choice, one per core).
     "MODEL_THREADS": 0,
     # Uploads: bytes on the wire, and pixels once decoded.

@@ -173,10 +173,12 @@ def test_settings_come_from_the_environment(monkeypatch, faces_index):
     monkeypatch.setenv("PHOTOCHECK_RATE_LIMIT", "5/second")
     monkeypatch.setenv("PHOTOCHECK_DLIB_RUNTIME", "dlib")
     monkeypatch.setenv("PHOTOCHECK_MODEL_THREADS", "1")
+    monkeypatch.setenv("PHOTOCHECK_DLIB_DETECT_SIZE", "800")
+    monkeypatch.setenv("PHOTOCHECK_DLIB_UPSAMPLE", "2")
     app = create_app()
     assert app.config["MAX_CONTENT_LENGTH"] == 1024 * 1024 and app.config["RATE_LIMIT"] == "5/second"
     embedder = app.extensions["photocheck"].checker.embedder
-    assert (embedder.runtime, embedder.threads) == ("dlib", 1)
+    assert (embedder.runtime, embedder.threads, embedder.detect_size, embedder.upsample) == ("dlib", 1, 800, 2)
     big = app.test_client().post("/api/v1/check", data=b"\xff\xd8\xff" + b"0" * 2_000_000, content_type="image/jpeg")
     assert big.status_code == 413 and big.get_json()["error"]["code"] == "upload_too_large"
 
