@@ -1,8 +1,10 @@
 """dlib's HOG detector: time and recall against the size the image is detected at, and upsampling.
 
 What it measures, for each setting (``detect_size``: the longest side the image is downscaled to
-before detection, 0 for the full image; ``upsample``: how often dlib doubles it before its pyramid),
-with the dlib embedder's own ``detect`` (downscale, HOG, boxes back to original pixels, 5-point shape):
+before detection, 0 for the full image; ``upsample``: how often dlib doubles it before its pyramid,
+``auto`` once when the downscaled image's longest side is at most half of ``detect_size``, else
+never), with the dlib embedder's own ``detect`` (downscale, HOG, boxes back to original pixels,
+5-point shape):
 
 1. The photos of ../shared/faces (selfies, group photos, edge cases): every face found, matched to
    the faces the reference setting finds (today's default, 1024 and upsampled once) by box overlap
@@ -233,7 +235,7 @@ def accuracy(settings: list[tuple[str, int, int]], workers: int, quiet: bool) ->
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="0,1024,800,640,512,400,320", help="detect sizes (0: the full image)")
-    parser.add_argument("--upsample", default="0,1", help="upsample counts to try (default 0,1)")
+    parser.add_argument("--upsample", default="0,1,auto", help="upsample counts to try (default 0,1,auto)")
     parser.add_argument("--repeat", type=int, default=3, help="timings per shared photo and setting (default 3)")
     parser.add_argument("--lfw-stride", type=int, default=8, help="every Nth LFW photo (default 8: 914 photos)")
     parser.add_argument("--skip-curve", action="store_true", help="only --accuracy")
@@ -242,9 +244,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON only")
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-    args.upsample = [int(u) for u in args.upsample.split(",") if u.strip()]
+    args.upsample = [u.strip() if u.strip() == "auto" else int(u) for u in args.upsample.split(",") if u.strip()]
     args.accuracy = [
-        (r, int(s), int(u)) for r, s, u in (item.split(":") for item in args.accuracy.split(",") if item.strip())
+        (r, int(s), u if u == "auto" else int(u))
+        for r, s, u in (item.split(":") for item in args.accuracy.split(",") if item.strip())
     ]
     return args
 

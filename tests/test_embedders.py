@@ -81,6 +81,18 @@ def test_dlib_boxes_map_back_from_the_downscaled_detection(dlib_embedder):
     assert np.allclose(face_small.box, face_full.box, atol=face_full.box[2] * 0.15)
 
 
+def test_dlib_upsamples_only_photos_that_stay_within_the_detect_size(dlib_embedder):
+    assert (dlib_embedder.upsample, dlib_embedder.detect_size) == ("auto", 1024)
+    assert [dlib_embedder.upsampling(side) for side in (250, 512, 513, 1024)] == [1, 1, 0, 0]
+    assert create_embedder("dlib", upsample=1).upsampling(1024) == 1
+    with pytest.raises(ValueError, match="auto"):
+        create_embedder("dlib", upsample="twice")
+    small = pixels_of(FACES / "edge" / "obama_small.jpg")  # 320 x 240: upsampled, as every photo was before
+    assert dlib_embedder.detect(small) == create_embedder("dlib", upsample=1).detect(small)
+    large = pixels_of(FACES / "people" / "rose_leslie" / "img1.jpg")  # 1280 x 799: downscaled, not upsampled
+    assert dlib_embedder.detect(large) == create_embedder("dlib", upsample=0).detect(large)
+
+
 def test_dlib_small_faces_are_flagged(dlib_embedder):
     pixels = pixels_of(FACES / "edge" / "obama-240p.jpg")
     (face,) = dlib_embedder.detect(pixels)

@@ -67,7 +67,12 @@ def index() -> None:
     "the cluster of this machine, else a local one for this run). Needs photocheck[ray].",
 )
 @click.option("--index-type", help="A FAISS factory string overriding the size-based choice, e.g. 'IVF1024,Flat'.")
-@click.option("--upsample", type=click.IntRange(0, 3), help="dlib HOG: upsample the image N times to find small faces.")
+@click.option(
+    "--upsample",
+    type=click.IntRange(0, 3),
+    help="dlib HOG: upsample every image N times to find smaller faces (default: once for images of at most "
+    "512 px, none for larger ones, which are downscaled to 1024 px).",
+)
 @click.option(
     "--dlib-detector", type=click.Choice(["hog", "cnn"]), help="dlib face detector (cnn is slower, finds more)."
 )

@@ -37,7 +37,7 @@ class DlibEmbedder(FaceEmbedder):
         self,
         *,
         detector: str = "hog",
-        upsample: int = 1,
+        upsample: int | str = "auto",
         detect_size: int = 1024,
         runtime: str = DEFAULT_RUNTIME,
         device: str = "auto",
@@ -49,6 +49,8 @@ class DlibEmbedder(FaceEmbedder):
         super().__init__(min_face_size=min_face_size)
         if detector not in ("hog", "cnn"):
             raise ValueError(f"dlib detector must be 'hog' or 'cnn', not {detector!r}")
+        if upsample != "auto" and not (isinstance(upsample, int) and upsample >= 0):
+            raise ValueError(f"dlib upsample must be a count (0, 1, ...) or 'auto', not {upsample!r}")
         if runtime not in RUNTIMES:
             raise PhotocheckError(
                 f"Unknown dlib runtime {runtime!r}. Choose onnx (onnxruntime, the default) or dlib (dlib's own code).",
@@ -61,7 +63,7 @@ class DlibEmbedder(FaceEmbedder):
                 code="unknown_runtime",
             )
         self.detector = detector
-        self.upsample = int(upsample)
+        self.upsample = upsample
         self.detect_size = int(detect_size)
         self.runtime = runtime
         self.device = device
@@ -145,19 +147,31 @@ class DlibEmbedder(FaceEmbedder):
         else:
             self._resnet = dlib.face_recognition_model_v1(weights.face_recognition_model_location())
         log.debug(
-            "dlib embedder loaded (%s detector, upsample %d, ResNet on %s)",
+            "dlib embedder loaded (%s detector, upsample %s, ResNet on %s)",
             self.detector,
             self.upsample,
             self.runtime,
         )
 
+    def upsampling(self, side: int) -> int:
+        """How often the detector doubles a photo whose longest side, once downscaled, is ``side``.
+
+        ``auto``: once when that keeps it within ``detect_size``, else never. The detector then never
+        sees more than ``detect_size`` pixels a side: photos larger than that are downscaled, and small
+        ones upsampled so that faces down to about 40 pixels are found (docs/speed.md has the curve).
+        """
+        if self.upsample != "auto":
+            return int(self.upsample)
+        return 1 if 0 < 2 * side <= self.detect_size else 0
+
     def _detect(self, pixels: np.ndarray) -> list[Face]:
         dlib = self._dlib
         small, scale = fit_within(pixels, self.detect_size)
+        upsample = self.upsampling(max(small.shape[:2]))
         if self.detector == "cnn":
-            found = [(d.rect, float(d.confidence)) for d in self._cnn(small, self.upsample)]
+            found = [(d.rect, float(d.confidence)) for d in self._cnn(small, upsample)]
         else:
-            rects, scores, _ = self._hog.run(small, self.upsample, 0.0)
+            rects, scores, _ = self._hog.run(small, upsample, 0.0)
             found = list(zip(rects, (float(s) for s in scores), strict=True))
         height, width = pixels.shape[:2]
         faces = []
