@@ -355,8 +355,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "selfies": selfies(),
         "lfw": [(p.name, p.read_bytes()) for p in everyone[-args.lfw_checks :]],
     }
+    after = create_embedder("dlib")
     result: dict[str, Any] = {
-        "machine": machine_facts(after=create_embedder("dlib").options()),
+        "machine": machine_facts(after=after.options(), after_resnet_runs_on=after.runtime_description()),
         "setups": SETUPS,
         "photos": {g: {"count": len(p), "median_megapixels": megapixels(p)} for g, p in groups.items()},
     }
