@@ -225,7 +225,9 @@ class Checker:
         config = self.index.confidence_config
         results = []
         for dataset, scores, ids in self.index.search(vector):
-            value = confidence.confidence(scores, dataset.size, config, low_quality=low_quality)
+            value = confidence.confidence(
+                scores, dataset.size, config, low_quality=low_quality, query_photos=query_photos
+            )
             result = {
                 "dataset": dataset.info.name,
                 "title": dataset.info.title or dataset.info.name,

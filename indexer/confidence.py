@@ -196,15 +196,22 @@ def score_model(config: dict[str, Any]) -> ScoreModel:
     return cached[1]
 
 
-def confidence(scores: np.ndarray, size: int, config: dict[str, Any], *, low_quality: bool = False) -> float:
-    """The probability that a dataset of ``size`` faces holds the person, from the query's best scores."""
+def confidence(
+    scores: np.ndarray, size: int, config: dict[str, Any], *, low_quality: bool = False, query_photos: int = 1
+) -> float:
+    """The probability that a dataset of ``size`` faces holds the person, from the query's best scores.
+
+    ``query_photos``: how many photos of the person the query vector stands for (1, or the template of
+    several photos); the score model does not tell them apart yet."""
     if size == 0 or len(scores) == 0:
         return 0.0
     model = score_model(config)
     return float(model.probability(float(scores[0]), size, float(config["prior"]), low_quality=low_quality))
 
 
-def confidences(scores: np.ndarray, size: int, config: dict[str, Any], *, low_quality: bool = False) -> np.ndarray:
+def confidences(
+    scores: np.ndarray, size: int, config: dict[str, Any], *, low_quality: bool = False, query_photos: int = 1
+) -> np.ndarray:
     """For each score, the confidence the dataset would get if that score were the best one."""
     if size == 0 or len(scores) == 0:
         return np.zeros(len(scores))
