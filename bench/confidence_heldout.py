@@ -20,6 +20,9 @@ mislabelled photos left out:
 3. **``photocheck eval --identities`` on people E-J** (one photo, seeds 0-9, ``--max-photos 3``),
    on the cache with an exact search: the protocol of the earlier figures, before and after.
 
+4. **Blurred queries** (``--blurred``, the cache of blurred photos): the confidence read as a sharp
+   face's and as a blurred one's (``low_quality``).
+
 ``--before MODEL.json`` also runs the one-photo rows with an earlier model for comparison. "[slips]"
 is the part of FPIR that is LFW's own labelling slips (``LABEL_SLIPS``): the "stranger" matched is
 the same man under another name.
@@ -55,10 +58,13 @@ LABEL_SLIPS = {
 }
 
 
-def confidences(model: ScoreModel, top: np.ndarray, size: int) -> np.ndarray:
+def confidences(model: ScoreModel, top: np.ndarray, size: int, *, low_quality: bool = False) -> np.ndarray:
     """The confidence of each search (a row of best scores, best first) in a dataset of ``size`` faces."""
-    levels = model.measure_level(top, size) if model.query_level(top[0], size) is not None else None
-    return np.asarray(model.probability(top[:, 0], size, 0.5, level=levels), dtype=np.float64)
+    levels = None
+    if model.query_level(top[0], size) is not None:
+        levels = model.measure_level(top, size, low_quality=low_quality)
+    value = model.probability(top[:, 0], size, 0.5, level=levels, low_quality=low_quality)
+    return np.asarray(value, dtype=np.float64)
 
 
 def best_scores(queries: np.ndarray, gallery: np.ndarray, keep: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -142,6 +148,7 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="An earlier score model, for the one-photo rows.")
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--searches", type=int, default=4000, help="Per number of photos, protocol 2.")
+    parser.add_argument("--blurred", type=Path, help="The cache of blurred photos (--blur 2.5), for protocol 4.")
     parser.add_argument("--json", type=Path, help="Write every figure here too.")
     args = parser.parse_args()
 
@@ -251,6 +258,41 @@ def main() -> None:
             f"{name:<6}  {np.mean(tpir):6.1%} ({np.min(tpir):5.1%})    {np.mean(fpir):6.2%} ({np.max(fpir):5.2%})"
             f" [{np.mean(fpir_slips):5.2%}]   {np.min(ece):.3f}-{np.max(ece):.3f}"
         )
+    if args.blurred:
+        blurred_cache = np.load(args.blurred)
+        blurred = blurred_cache["vectors"][keep]
+        print(
+            "\n4. blurred queries (the photo blurred, the gallery sharp), galleries of their own of 25 to 4,000 faces"
+        )
+        print("model   read as       ECE    present told 'no_match' under 0.05   TPIR   FPIR")
+        simulated = simulate_open_set(
+            vectors[held],
+            people[held],
+            1,
+            searches=args.searches,
+            sizes=(25, 4000),
+            seed=77,
+            query_vectors=blurred[held],
+        )
+        for name, model in models.items():
+            for low in (False, True):
+                values = np.empty(len(simulated.sizes))
+                for size in np.unique(simulated.sizes):
+                    rows = np.flatnonzero(simulated.sizes == size)
+                    top = np.stack([simulated.scores[r][:20] for r in rows])
+                    values[rows] = confidences(model, top, int(size), low_quality=low)
+                present = simulated.present
+                row = {
+                    "ece": expected_calibration_error(values, present)[0],
+                    "present_sure_no": float((values[present] < 0.05).mean()),
+                    "tpir": float((values[present] >= MATCH).mean()),
+                    "fpir": float((values[~present] >= MATCH).mean()),
+                }
+                figures[f"blurred/{name}/{'low' if low else 'sharp'}"] = row
+                print(
+                    f"{name:<6}  {'blurred' if low else 'sharp':<8}  {row['ece']:.3f}   {row['present_sure_no']:6.1%}"
+                    f"                            {row['tpir']:6.1%} {row['fpir']:6.2%}"
+                )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1, default=float))
 
