@@ -20,7 +20,8 @@ mislabelled photos left out:
 3. **``photocheck eval --identities`` on people E-J** (one photo, seeds 0-9, ``--max-photos 3``),
    on the cache with an exact search: the protocol of the earlier figures, before and after.
 
-4. **Blurred queries** (``--blurred``, the cache of blurred photos): the confidence read as a sharp
+4. **Two small datasets** (``bench/held_out_check.py``'s protocol on the cache, ten seeds).
+5. **Blurred queries** (``--blurred``, the cache of blurred photos): the confidence read as a sharp
    face's and as a blurred one's (``low_quality``).
 
 ``--before MODEL.json`` also runs the one-photo rows with an earlier model for comparison. "[slips]"
@@ -258,6 +259,41 @@ def main() -> None:
             f"{name:<6}  {np.mean(tpir):6.1%} ({np.min(tpir):5.1%})    {np.mean(fpir):6.2%} ({np.max(fpir):5.2%})"
             f" [{np.mean(fpir_slips):5.2%}]   {np.min(ece):.3f}-{np.max(ece):.3f}"
         )
+    print("\n4. two small datasets (bench/held_out_check.py's protocol on the cache): 20 people each, up to 5 photos")
+    print("model   true-accept rate mean (lowest)   false matches")
+    for name, model in models.items():
+        accepted, false_matches, comparisons = [], 0, 0
+        for seed in range(10):
+            rng = np.random.default_rng(seed)
+            several = [n for n in names if len(by_person[n]) >= 2]
+            order = [several[i] for i in rng.permutation(len(several))]
+            datasets = [order[:20], order[20:40]]
+            outsiders = [by_person[n][0] for n in order[40:80]]
+            galleries, probes = [], []
+            for members in datasets:
+                rows = []
+                for n in members:
+                    photos = [by_person[n][i] for i in rng.permutation(len(by_person[n]))]
+                    probes.append((photos[0], len(galleries)))
+                    rows += photos[1:6]
+                galleries.append(np.array(rows))
+            hits = 0
+            for photo, home in [*probes, *((p, None) for p in outsiders)]:
+                for number, gallery in enumerate(galleries):
+                    top, _ = best_scores(vectors[[photo]], vectors[gallery])
+                    said = confidences(model, top, len(gallery))[0] >= MATCH
+                    if number == home:
+                        hits += said
+                    else:
+                        false_matches += said
+                        comparisons += 1
+            accepted.append(hits / len(probes))
+        figures[f"small/{name}"] = {"tar": accepted, "false_matches": false_matches, "comparisons": comparisons}
+        print(
+            f"{name:<6}  {np.mean(accepted):6.1%} ({np.min(accepted):5.1%})"
+            f"                  {false_matches} of {comparisons}"
+        )
+
     if args.blurred:
         blurred_cache = np.load(args.blurred)
         blurred = blurred_cache["vectors"][keep]
