@@ -186,7 +186,9 @@ def eval_command(
             echo_json(result)
             return
         report = reports[0]
-        left_out = f"; {report.left_out} mislabelled photos left out" if report.left_out else ""
+        left_out = ""
+        if report.left_out:
+            left_out = f"; {report.left_out} mislabelled photo{'s' if report.left_out > 1 else ''} left out"
         each = f", {query_photos} query photos each" if query_photos > 1 else ""
         click.echo(
             f"gallery of {report.gallery_faces} faces; {report.probes} people searched "
