@@ -631,10 +631,11 @@ def test_a_killed_run_resumes_without_redoing_done_photos(finished_run, lfw, ser
     assert sorted(final) == lfw["ids"]
     for photo_id, record in done_before.items():
         assert final[photo_id] == record  # kept as it was, not checked again
-    # Requests the server answered in both runs: the first run's batches (at most 4 more in flight when
-    # it was killed), then only the rest, in batches of 10.
+    # Requests the server answered in both runs: the first run's batches, then only the rest, in batches
+    # of 10. When the first run was killed, up to 5 of its batches could be answered but not yet in its
+    # report: the client keeps one batch more than its 4 threads pending (indexer/bulk.py).
     answered = bulk_requests(server.output(), 200)
-    assert answered <= math.ceil(len(done_before) / 10) + 4 + math.ceil((MEMBERS - len(done_before)) / 10)
+    assert answered <= math.ceil(len(done_before) / 10) + 5 + math.ceil((MEMBERS - len(done_before)) / 10)
     assert summary["requests"] == math.ceil((MEMBERS - len(done_before)) / 10)
     assert "pck_" not in server.output() and "Aaron" not in server.output() and "scraped" not in server.output()
 
