@@ -14,7 +14,6 @@ import io
 import json
 import math
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import requests
 from click.testing import CliRunner
 from conftest import LFW, person_photos
 from PIL import Image
-from servers import serve
+from servers import file_writes, serve, traced
 
 from indexer import report as reports
 from indexer.bulk import KeyRefused, ServerChecker, run_bulk
@@ -742,42 +741,26 @@ def test_a_local_run_needs_no_server(lfw, tmp_path):
 
 
 def test_no_file_is_touched_while_answering_bulk_checks(lfw, server, tmp_path):
-    from test_service import STRACE_CALLS, file_writes
-
-    if shutil.which("strace") is None:
-        pytest.fail("strace is needed for this test: apt-get install strace (.ci/run installs it)")
     photo = Image.open(person_photos("biden")[0]).convert("RGB")
     big = io.BytesIO()
     photo.resize((photo.width * 2, photo.height * 2)).save(big, "PNG")
     assert len(big.getvalue()) > 5_000_000
-    pids = [server.process.pid, *server.worker_pids()]
-    trace_file = tmp_path / "trace.txt"
-    tracer = subprocess.Popen(
-        ["strace", "-f", "-y", "-qq", "-o", str(trace_file), "-e", f"trace={STRACE_CALLS}"]
-        + [arg for p in pids for arg in ("-p", str(p))],
-        stderr=subprocess.PIPE,
-    )
-    time.sleep(1.5)  # let strace attach to every process
     headers = {"Authorization": f"Bearer {lfw['key']}"}
     files = [
         ("image", ("member/big.png", big.getvalue())),
         ("image", ("member/scraped.jpg", photo_of(lfw, "scraped").read_bytes())),
         ("image", ("member/junk.jpg", b"junk")),
     ]
-    for _ in range(2):  # both workers, most likely
-        response = requests.post(f"{server.url}/api/v1/bulk", files=files, headers=headers, timeout=120)
-        assert response.status_code == 200
-        evidence = next(r for r in response.json()["results"][1]["results"] if r["dataset"] == "scraped")["evidence"]
-        assert evidence
-    assert (
-        requests.post(
+    with traced([server.process.pid, *server.worker_pids()], tmp_path / "trace.txt") as trace_file:
+        for _ in range(2):  # both workers, most likely
+            response = requests.post(f"{server.url}/api/v1/bulk", files=files, headers=headers, timeout=120)
+            assert response.status_code == 200
+            results = response.json()["results"][1]["results"]
+            assert next(r for r in results if r["dataset"] == "scraped")["evidence"]
+        refused = requests.post(
             f"{server.url}/api/v1/bulk", files=files[2:], headers={"Authorization": "Bearer x"}, timeout=30
-        ).status_code
-        == 401
-    )
-    time.sleep(0.5)
-    tracer.send_signal(signal.SIGINT)
-    tracer.wait(timeout=30)
+        )
+        assert refused.status_code == 401
     trace = trace_file.read_text(errors="replace")
     assert "keys.sqlite" in trace  # the keys were read on every request...
     assert file_writes(trace) == []  # ...and nothing was written

@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -21,7 +20,7 @@ import requests
 from conftest import FACES, person_photos
 from odd_uploads import cases, judge, send
 from PIL import Image
-from servers import serve
+from servers import file_writes, serve, traced
 
 from service import create_app
 
@@ -235,43 +234,8 @@ def test_odd_uploads_get_clear_answers_and_the_service_stays_healthy(faces_serve
     assert faces_server.worker_pids() == pids  # no worker died on the way
 
 
-OPENS = ("open", "openat", "openat2")
-WRITES = ("write", "pwrite64", "writev", "pwritev", "pwritev2", "ftruncate")
-MUTATING = ("creat", "rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir", "truncate")
-MUTATING += ("link", "linkat", "symlink", "symlinkat")
-STRACE_CALLS = ",".join(OPENS + WRITES + MUTATING)
-
-
-def file_writes(trace: str) -> list[str]:
-    """The lines of an `strace -f -y` trace in which a process creates, changes or removes a file.
-
-    Writes to sockets, pipes and /dev/* are the conversation with clients, and memory: the metrics'
-    memory-mapped files live on tmpfs (/dev/shm), and grow there with ftruncate; writes to fds 1 and 2
-    are the access and error log on the standard streams (a file only because this test points them at one).
-    """
-    found = []
-    for line in trace.splitlines():
-        call = re.search(r"\b(\w+)\((.*)", line)
-        if not call:
-            continue
-        name, args = call.groups()
-        if name in MUTATING:
-            found.append(line)
-        elif name in OPENS:
-            if re.search(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC", args):
-                found.append(line)
-        elif name in WRITES:
-            target = re.match(r"(\d+)<([^>]*)>", args)
-            path = target.group(2) if target else ""
-            if target and target.group(1) not in ("1", "2") and path.startswith("/") and not path.startswith("/dev/"):
-                found.append(line)
-    return found
-
-
 def test_no_file_is_touched_while_answering(faces_index, tmp_path):
     """strace every process of the service during checks of multi-megabyte uploads."""
-    if shutil.which("strace") is None:
-        pytest.fail("strace is needed for this test: apt-get install strace (.ci/run installs it)")
     index_dir, _ = faces_index
     photo = Image.open(person_photos("biden")[0]).convert("RGB")
     big = io.BytesIO()
@@ -282,31 +246,12 @@ def test_no_file_is_touched_while_answering(faces_index, tmp_path):
         deadline = time.monotonic() + 120
         while server.output().count("] serving ") < 2 and time.monotonic() < deadline:
             time.sleep(0.3)
-        pids = [server.process.pid, *server.worker_pids()]
-        trace_file = tmp_path / "trace.txt"
-        tracer = subprocess.Popen(
-            [
-                "strace",
-                "-f",
-                "-y",
-                "-qq",
-                "-o",
-                str(trace_file),
-                "-e",
-                f"trace={STRACE_CALLS}",
-                *(arg for p in pids for arg in ("-p", str(p))),
-            ],
-            stderr=subprocess.PIPE,
-        )
-        time.sleep(1.5)  # let strace attach to every process
-        for body, name in ((big.getvalue(), "big.png"), (OBAMA_HELD_OUT.read_bytes(), "me.jpg")):
-            for _ in range(2):
-                response = requests.post(f"{server.url}/api/v1/check", files={"image": (name, body)}, timeout=120)
-                assert response.status_code == 200 and response.json()["faces_detected"] >= 1
-                assert "photocheck_check_stage_seconds" in requests.get(f"{server.url}/metrics", timeout=30).text
-        time.sleep(0.5)
-        tracer.send_signal(signal.SIGINT)
-        tracer.wait(timeout=30)
+        with traced([server.process.pid, *server.worker_pids()], tmp_path / "trace.txt") as trace_file:
+            for body, name in ((big.getvalue(), "big.png"), (OBAMA_HELD_OUT.read_bytes(), "me.jpg")):
+                for _ in range(2):
+                    response = requests.post(f"{server.url}/api/v1/check", files={"image": (name, body)}, timeout=120)
+                    assert response.status_code == 200 and response.json()["faces_detected"] >= 1
+                    assert "photocheck_check_stage_seconds" in requests.get(f"{server.url}/metrics", timeout=30).text
     trace = trace_file.read_text(errors="replace")
     assert "write(" in trace or "sendto(" in trace or "writev(" in trace  # strace did see the traffic
     assert file_writes(trace) == []
