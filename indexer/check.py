@@ -215,7 +215,7 @@ class Checker:
 
     def check_photos(
         self,
-        photos: Sequence[bytes],
+        photos: Sequence[bytes | PhotocheckError],
         *,
         face_numbers: Sequence[int | None] | None = None,
         labels: Sequence[str] | None = None,
@@ -224,7 +224,9 @@ class Checker:
     ) -> dict[str, Any]:
         """One answer for 1 to ``MAX_PHOTOS`` photos of one person, searched together as their template.
 
-        ``face_numbers``: the face to use in each photo (None: the largest). ``labels``: the photos'
+        A photo may be given as the error that kept its caller from reading it (a missing file): it is
+        recorded as not used, with that error. ``face_numbers``: the face to use in each photo (None:
+        the largest). ``labels``: the photos'
         names in messages ("photo 1", "photo 2"... by default). The answer is ``check``'s (its
         ``faces_detected``, ``faces`` and ``face`` are those of the first photo used), plus ``quality``
         (the template's: low when at least half of the photos used are blurred) and ``photos``: per
@@ -246,6 +248,8 @@ class Checker:
             record: dict[str, Any] = {"faces_detected": 0, "faces": [], "face": None, "error": None}
             records.append(record)
             try:
+                if isinstance(data, PhotocheckError):
+                    raise data
                 vector, quality = self._read_face(data, face_numbers[number], record, stage)
                 copy = copied_from(vectors, vector)
                 if copy is not None:
