@@ -382,7 +382,7 @@ def test_the_privacy_page_says_what_the_settings_do(logs_client_ip: bool, shared
     assert ('data-claim="no-ip-log"' in html) is not logs_client_ip
     assert ('data-claim="rate-limit-shared"' in html) is shared_rate_limits
     assert ('data-claim="rate-limit-memory"' in html) is not shared_rate_limits
-    assert "(10 per minute, 100 per day)" in html
+    assert "(10 per minute, 100 per day; a check of several photos counts each photo)" in html
     assert "limited to 7.5 MB" in html
 
 
