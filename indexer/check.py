@@ -287,7 +287,12 @@ class Checker:
                 pairs = [(used[i], used[j]) for i, j in pairs]
                 for number, record in enumerate(records):
                     record["differs_from"] = sorted({j if i == number else i for i, j in pairs if number in (i, j)})
-                raise NotSamePerson(refusal_message(labels, pairs), pairs)
+                # In a group photo, say which face: the person may have picked the wrong one.
+                named = [
+                    f"{label} (face {record['face']['number']})" if record["faces_detected"] > 1 else label
+                    for label, record in zip(labels, records, strict=True)
+                ]
+                raise NotSamePerson(refusal_message(named, pairs), pairs)
             blurred = is_blurred(low)
             answer["quality"] = "low" if blurred else "good"
             query = template(vectors)

@@ -126,7 +126,7 @@ def test_same_person_checks_several_photos_as_one(cli_index: Path, tmp_path: Pat
     lines = refused.stdout.splitlines()
     assert lines[1] == f"{group}: 2 faces; face 1 at x=79 y=130 76x75 (pick another with --face N)"
     assert lines[2].startswith(
-        f"These photos do not seem to show one person: {obama[0]} and {group} do not look like the same person."
+        f"These photos do not seem to show one person: {obama[0]} and {group} (face 1) do not look like the same "
     )
     assert lines[2].endswith("[not_same_person]") and len(lines) == 3  # and no results
 

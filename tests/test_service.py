@@ -228,7 +228,7 @@ def test_several_photos_of_one_person_get_one_answer_and_two_people_are_refused(
     body = refused.json()
     jsonschema.validate(body, _schema(document, "Error"))
     assert body["error"]["code"] == "not_same_person"
-    assert "photo 1 and photo 2 do not look like the same person" in body["error"]["message"]
+    assert "photo 1 and photo 2 (face 2) do not look like the same person" in body["error"]["message"]
     assert [p["differs_from"] for p in body["photos"]] == [[1], [0]] and body["photos"][1]["face"]["number"] == 2
     assert "results" not in body
     too_many = requests.post(f"{faces_server.url}/api/v1/check", files=obama * 3, timeout=60)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..errors import PhotocheckError
 from .common import (
     device_option,
     echo_json,
@@ -192,7 +193,7 @@ def check(
         sys.exit(1)
 
 
-def _read(path: Path):
+def _read(path: Path) -> bytes | PhotocheckError:
     from ..errors import ImageError
 
     try:
