@@ -226,14 +226,14 @@ class Checker:
 
         A photo may be given as the error that kept its caller from reading it (a missing file): it is
         recorded as not used, with that error. ``face_numbers``: the face to use in each photo (None:
-        the largest). ``labels``: the photos'
-        names in messages ("photo 1", "photo 2"... by default). The answer is ``check``'s (its
-        ``faces_detected``, ``faces`` and ``face`` are those of the first photo used), plus ``quality``
-        (the template's: low when at least half of the photos used are blurred) and ``photos``: per
-        photo its faces, the face used and its quality, or the error that kept it out. Photos that
-        cannot be used are left out; with none left, or photos of different people
-        (``not_same_person``: their records then say which others each ``differs_from``), the answer
-        has an ``error`` and no results. Errors are never raised.
+        the largest). ``labels``: the photos' names in messages ("photo 1", "photo 2"... by default).
+
+        The answer is ``check``'s (its ``faces_detected``, ``faces`` and ``face`` are those of the first
+        photo used), plus ``quality`` (the template's: low when at least half of the photos used are
+        blurred) and ``photos``: per photo its faces, the face used and its quality, or the error that
+        kept it out. Photos that cannot be used are left out; with none left, or photos of different
+        people (``not_same_person``: their records then say which others each ``differs_from``), the
+        answer has an ``error`` and no results. Errors are never raised.
         """
         if not 1 <= len(photos) <= MAX_PHOTOS:
             raise ValueError(f"check_photos takes 1 to {MAX_PHOTOS} photos, not {len(photos)}")

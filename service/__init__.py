@@ -136,7 +136,10 @@ def _register_errors(app: Flask) -> None:
             return exc
         code = HTTP_CODES.get(exc.code or 500, "error")
         message = {
-            "upload_too_large": f"The upload is larger than {app.config['MAX_UPLOAD_MB']} MB. Use a smaller photo.",
+            "upload_too_large": (
+                f"The upload is too large: each photo may have up to {app.config['MAX_UPLOAD_MB']} MB. "
+                "Use a smaller copy of the photo."
+            ),
             "rate_limited": "Too many requests from this address; wait a minute and try again.",
             "not_found": "There is no such API endpoint; see /api/v1/openapi.json.",
             "method_not_allowed": f"{request.method} is not allowed here; see /api/v1/openapi.json.",
