@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from _common import FACES, machine_facts, print_facts, table  # noqa: E402
 
-from indexer.confidence import default_config  # noqa: E402
+from indexer.confidence import default_config, score_model  # noqa: E402
 from indexer.embedders import create_embedder  # noqa: E402
 from indexer.images import load_image  # noqa: E402
 from indexer.quality import assess  # noqa: E402
@@ -149,6 +149,21 @@ def main() -> None:
         f"every pair of one person's photos: {pairs['all_genuine_refused']} of {pairs['all_genuine_pairs']:,} refused "
         f"({', '.join(pairs['refused_people']) or 'nobody'})"
     )
+    # What a stricter bar would trade (the refusal uses SAME_PERSON_QUANTILE).
+    rows = []
+    model = score_model(config)
+    for quantile in (0.001, 0.002, 0.005, 0.01):
+        bar = model.genuine_quantile(quantile)
+        other = pair_rates(people, bar, np.random.default_rng(args.seed), args.strangers)
+        rows.append(
+            [
+                f"{quantile:.1%}",
+                f"{bar:.4f}",
+                f"{other['all_genuine_refused']} of {other['all_genuine_pairs']:,}",
+                f"{other['impostor_refused']:.1%}",
+            ]
+        )
+    print(table(["genuine quantile", "cosine", "one person's pairs refused", "two people's refused"], rows))
     rows = []
     for k in (2, 3, 5):
         rates = set_rates(people, config, k, rng, args.sets)
