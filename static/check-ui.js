@@ -545,7 +545,9 @@ export function mountCheck(root, options = {}) {
     URL.revokeObjectURL(entry.url);
     entry.card.element.remove();
     renumber();
-    state.photos[Math.min(index, state.photos.length - 1)].card.remove.focus();
+    // Keyboard focus goes to the next photo's remove button, or, with one photo left, to "Add another photo".
+    if (state.photos.length > 1) state.photos[Math.min(index, state.photos.length - 1)].card.remove.focus();
+    else addButton.focus();
     runCheck();
   }
 
