@@ -207,6 +207,7 @@ def prepare(workdir: Path) -> None:
     shutil.copy(FACES / "people" / "obama" / "obama4.jpg", workdir / "obama4.jpg")
     shutil.copy(FACES / "people" / "alex_lacamoire" / "img1.jpg", workdir / "alex_lacamoire.jpg")
     shutil.copy(FACES / "groups" / "kit_with_rose.jpg", workdir / "kit_with_rose.jpg")
+    shutil.copy(FACES / "groups" / "obama_and_biden.jpg", workdir / "obama_and_biden.jpg")
     (workdir / "paper.pdf").write_bytes(b"%PDF-1.5\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n")
     _sample_sets(workdir)
 

@@ -25,7 +25,7 @@ import jsonschema
 import pytest
 import requests
 from click.testing import CliRunner
-from conftest import LFW, person_photos
+from conftest import FACES, LFW, person_photos
 from PIL import Image
 from servers import file_writes, serve, traced
 
@@ -735,6 +735,62 @@ def test_a_local_run_needs_no_server(lfw, tmp_path):
         cli, ["bulk", "--index", str(lfw["index"]), "--server", "http://x", str(source), "-o", "r.csv"]
     )
     assert both.exit_code == 2 and "either --server" in both.output
+
+
+# -- several photos per member ----------------------------------------------------------------------
+
+
+def test_members_with_several_photos_get_one_answer_each(faces_index, hardened_server, tmp_path):
+    """A folder per member against the server, the same members as manifest rows locally: one answer per
+    member from their photos together, the photo that is no photo left out, two people refused."""
+    index_dir, held_out = faces_index
+    members = {
+        "obama": [held_out["obama"][0], FACES / "edge" / "obama-240p.jpg"],
+        "mixed": [held_out["obama"][0], held_out["biden"][0]],
+        "rose": [held_out["rose_leslie"][0], tmp_path / "notes.jpg"],
+    }
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    folder = tmp_path / "members"
+    rows = []
+    for member, photos in members.items():
+        (folder / member).mkdir(parents=True)
+        for photo in photos:
+            (folder / member / photo.name).symlink_to(photo)
+            rows.append({"path": str(photo), "member": member})
+    (folder / "alex.jpg").symlink_to(held_out["alex_lacamoire"][0])  # a member with one photo
+    rows.append({"path": str(held_out["alex_lacamoire"][0]), "member": "alex.jpg"})
+    manifest = tmp_path / "members.csv"
+    with open(manifest, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["path", "member"])
+        writer.writeheader()
+        writer.writerows(rows)
+
+    checker = ServerChecker(hardened_server.url, hardened_server.bulk_key)
+    served = run_bulk(folder, tmp_path / "served.csv", checker, several_photos=True, batch_size=3, progress=False)
+    assert served.checked == served.members == 4 and served.errors == 1
+    command = ["bulk", "--index", str(index_dir), "--several-photos", str(manifest), "-o", str(tmp_path / "local.json")]
+    local = runner.invoke(cli, [*command, "--no-progress"])
+    assert local.exit_code == 0, local.output
+    assert re.search(r"^4 members checked in ", local.stdout, re.M)
+
+    for report in (tmp_path / "served.csv", tmp_path / "local.json"):
+        records = reports.load_report(report)
+        assert sorted(records) == ["alex.jpg", "mixed", "obama", "rose"]
+        verdicts = {m: {r["dataset"]: r["verdict"] for r in records[m]["results"]} for m in records}
+        assert verdicts["obama"] == {"politicians": "match", "actors": "no_match"}
+        assert verdicts["rose"] == {"politicians": "no_match", "actors": "match"}
+        assert verdicts["alex.jpg"] == {"politicians": "no_match", "actors": "no_match"}
+        mixed = records["mixed"]["error"]
+        assert mixed["code"] == "not_same_person" and verdicts["mixed"] == {}
+        # The member's own photos are named (their ids: paths in the folder, or the manifest's paths).
+        named = re.search(r"one person: (\S+) and (\S+) do not look like the same person", mixed["message"])
+        assert named and sorted(Path(n).name.split("#")[0] for n in named.groups()) == ["biden2.jpg", "obama4.jpg"]
+        rose = records["rose"]["photos"]
+        assert [p["error"] and p["error"]["code"] for p in rose] == [None, "unsupported_format"]
+        assert [p["differs_from"] for p in records["mixed"]["photos"]] == [[1], [0]]
+        assert len(records["alex.jpg"]["photos"]) == 1
+    html = (tmp_path / "served.html").read_text()
+    assert "1 of 2 photos checked together" in html and "2 photos checked together" in html
 
 
 # -- privacy: nothing written while answering -------------------------------------------------------

@@ -25,6 +25,7 @@ from servers import file_writes, serve, traced
 from service import create_app
 
 OBAMA_HELD_OUT = person_photos("obama")[-1]
+OBAMA_OTHER = FACES / "edge" / "obama-240p.jpg"  # a copy of obama.jpg, made smaller: in `politicians`
 
 
 # -- the application, through Flask's test client ---------------------------------------------
@@ -45,7 +46,8 @@ def test_check_answers_with_the_cli_shape_plus_the_index(client, faces_index):
     response = client.post("/api/v1/check", data={"image": (io.BytesIO(OBAMA_HELD_OUT.read_bytes()), "me.jpg")})
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"faces_detected", "faces", "face", "results", "error", "index"}
+    assert set(body) == {"faces_detected", "faces", "face", "quality", "photos", "results", "error", "index"}
+    assert body["photos"] == [{k: body[k] for k in ("faces_detected", "faces", "face", "error")}]
     assert body["index"] == {
         "embedder": "dlib",
         "model": "dlib_face_recognition_resnet_model_v1",
@@ -94,10 +96,12 @@ def test_no_face_carries_what_was_found(client):
     Image.new("RGB", (300, 200), (120, 110, 100)).save(wall, "JPEG")
     response = client.post("/api/v1/check", data={"image": (io.BytesIO(wall.getvalue()), "wall.jpg")})
     assert response.status_code == 422
+    error = {"code": "no_face", "message": response.get_json()["error"]["message"]}
     assert response.get_json() == {
-        "error": {"code": "no_face", "message": response.get_json()["error"]["message"]},
+        "error": error,
         "faces_detected": 0,
         "faces": [],
+        "photos": [{"faces_detected": 0, "faces": [], "face": None, "error": error}],
     }
 
 
@@ -199,6 +203,38 @@ def test_served_check_matches_and_logs_nothing_personal(faces_server):
     assert "politicians" not in log.split("Booting worker")[-1]  # no result in the log
 
 
+def test_several_photos_of_one_person_get_one_answer_and_two_people_are_refused(faces_server):
+    """Through real gunicorn: the template of two photos answers once; two people are refused; the rate
+    limit counts photos; the answers are the ones the OpenAPI document describes."""
+    document = requests.get(f"{faces_server.url}/api/v1/openapi.json", timeout=10).json()
+    obama = [("image", ("a.jpg", OBAMA_HELD_OUT.read_bytes())), ("image", ("b.jpg", OBAMA_OTHER.read_bytes()))]
+    answer = requests.post(f"{faces_server.url}/api/v1/check", files=obama, timeout=60)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    jsonschema.validate(body, _schema(document, "CheckAnswer"))
+    assert [p["error"] for p in body["photos"]] == [None, None] and body["quality"] == "good"
+    assert {r["dataset"]: r["verdict"] for r in body["results"]} == {"politicians": "match", "actors": "no_match"}
+    # A 2-photo check costs 2 of the 60 a minute: the next one-photo check finds 1 fewer left again.
+    single = requests.post(f"{faces_server.url}/api/v1/check", files=obama[:1], timeout=60)
+    assert int(answer.headers["X-RateLimit-Remaining"]) - int(single.headers["X-RateLimit-Remaining"]) == 1
+    double = requests.post(f"{faces_server.url}/api/v1/check", files=obama, timeout=60)
+    assert int(single.headers["X-RateLimit-Remaining"]) - int(double.headers["X-RateLimit-Remaining"]) == 2
+
+    # Obama, then Biden with the face of the group photo chosen as the second photo's: refused, not averaged.
+    group = (FACES / "groups" / "obama_and_biden.jpg").read_bytes()
+    mixed = [obama[0], ("image", ("g.jpg", group)), ("face", (None, "0,2"))]
+    refused = requests.post(f"{faces_server.url}/api/v1/check", files=mixed, timeout=60)
+    assert refused.status_code == 422
+    body = refused.json()
+    jsonschema.validate(body, _schema(document, "Error"))
+    assert body["error"]["code"] == "not_same_person"
+    assert "photo 1 and photo 2 (face 2) do not look like the same person" in body["error"]["message"]
+    assert [p["differs_from"] for p in body["photos"]] == [[1], [0]] and body["photos"][1]["face"]["number"] == 2
+    assert "results" not in body
+    too_many = requests.post(f"{faces_server.url}/api/v1/check", files=obama * 3, timeout=60)
+    assert too_many.status_code == 400 and too_many.json()["error"]["code"] == "too_many_photos"
+
+
 def test_an_oversized_upload_still_gets_its_413(faces_server):
     """The client is still sending when the server decides: it must read the answer, not a reset."""
     body = os.urandom(24 * 1024 * 1024)
@@ -246,12 +282,17 @@ def test_no_file_is_touched_while_answering(faces_index, tmp_path):
         deadline = time.monotonic() + 120
         while server.output().count("] serving ") < 2 and time.monotonic() < deadline:
             time.sleep(0.3)
+        biden = person_photos("biden")[1].read_bytes()
+        several = [("image", ("big.png", big.getvalue())), ("image", ("me.jpg", biden))]
         with traced([server.process.pid, *server.worker_pids()], tmp_path / "trace.txt") as trace_file:
             for body, name in ((big.getvalue(), "big.png"), (OBAMA_HELD_OUT.read_bytes(), "me.jpg")):
                 for _ in range(2):
                     response = requests.post(f"{server.url}/api/v1/check", files={"image": (name, body)}, timeout=120)
                     assert response.status_code == 200 and response.json()["faces_detected"] >= 1
                     assert "photocheck_check_stage_seconds" in requests.get(f"{server.url}/metrics", timeout=30).text
+            # Several photos of one person in one request: both held in memory, searched together, dropped.
+            response = requests.post(f"{server.url}/api/v1/check", files=several, timeout=120)
+            assert response.status_code == 200 and len(response.json()["photos"]) == 2
     trace = trace_file.read_text(errors="replace")
     assert "write(" in trace or "sendto(" in trace or "writev(" in trace  # strace did see the traffic
     assert file_writes(trace) == []
