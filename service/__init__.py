@@ -137,8 +137,8 @@ def _register_errors(app: Flask) -> None:
         code = HTTP_CODES.get(exc.code or 500, "error")
         message = {
             "upload_too_large": (
-                f"The upload is too large: each photo may have up to {app.config['MAX_UPLOAD_MB']} MB. "
-                "Use a smaller copy of the photo."
+                f"The upload is too large: each photo may have up to {app.config['MAX_UPLOAD_MB']} MB, and the "
+                f"photos of one check {app.config['MAX_CHECK_MB']} MB together. Use smaller copies of the photos."
             ),
             "rate_limited": "Too many requests from this address; wait a minute and try again.",
             "not_found": "There is no such API endpoint; see /api/v1/openapi.json.",

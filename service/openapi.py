@@ -523,6 +523,7 @@ def _error(description: str) -> dict[str, Any]:
 
 def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
     limit_mb = config.get("MAX_UPLOAD_MB", 15)
+    check_mb = config.get("MAX_CHECK_MB", 40)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -587,7 +588,10 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                         "400": _error(
                             "Malformed request, an image that cannot be read, or more than 5 photos (too_many_photos)."
                         ),
-                        "413": _error(f"A photo over {limit_mb} MB, or an image with too many pixels."),
+                        "413": _error(
+                            f"A photo over {limit_mb} MB, photos over {check_mb} MB together, or an image with "
+                            "too many pixels."
+                        ),
                         "415": _error("Not an image format photocheck reads (PDF, SVG, ...)."),
                         "403": _error(FOREIGN_ORIGIN),
                         "422": _error(

@@ -178,6 +178,12 @@ def test_settings_come_from_the_environment(monkeypatch, faces_index):
     assert app.config["MAX_CONTENT_LENGTH"] == 1024 * 1024 and app.config["RATE_LIMIT"] == "5/second"
     big = app.test_client().post("/api/v1/check", data=b"\xff\xd8\xff" + b"0" * 2_000_000, content_type="image/jpeg")
     assert big.status_code == 413 and big.get_json()["error"]["code"] == "upload_too_large"
+    # Several photos: each within its limit, but not all of them together.
+    monkeypatch.setenv("PHOTOCHECK_MAX_CHECK_MB", "2")
+    photo = b"\xff\xd8\xff" + b"0" * 900_000
+    client_ = create_app().test_client()
+    several = client_.post("/api/v1/check", data={"image": [(io.BytesIO(photo), f"{n}.jpg") for n in range(3)]})
+    assert several.status_code == 413 and "2 MB together" in several.get_json()["error"]["message"]
 
 
 def test_without_an_index_the_service_says_503(tmp_path):
