@@ -201,6 +201,12 @@ class ScoreModel:
     def genuine_cdf(self, s: np.ndarray) -> np.ndarray:
         return np.interp(s, self.genuine_grid, self.genuine_cumulative, left=0.0, right=1.0)
 
+    def genuine_quantile(self, p: float, *, low_quality: bool = False) -> float:
+        """The score that a share ``p`` of one photo's genuine scores (two photos of one person) stay
+        below; with ``low_quality``, as a blurred face scores (its distribution shifted)."""
+        shift = self.shifts["low" if low_quality else "good"][0]
+        return float(np.interp(p, self.genuine_cumulative, self.genuine_grid)) + shift
+
     # -- the answer -----------------------------------------------------------------------------
     def log_likelihood_ratio(
         self, s: float | np.ndarray, n: int, *, low_quality: bool = False, level: float | np.ndarray | None = None
