@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .template import template
+
 if TYPE_CHECKING:
     from .confidence import ScoreModel
 
@@ -88,13 +90,6 @@ def genuine_scores(vectors: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, 
         scores.append(pairs)
         weights.append(np.full(len(pairs), 1.0 / len(pairs)))
     return np.concatenate(scores), np.concatenate(weights)
-
-
-def template(vectors: np.ndarray) -> np.ndarray:
-    """The template of several photos of one person: the mean of their L2-normalised embeddings,
-    re-normalised (one photo's template is its embedding)."""
-    mean = np.asarray(vectors, dtype=np.float64).reshape(-1, vectors.shape[-1]).mean(axis=0)
-    return (mean / np.linalg.norm(mean)).astype(np.float32)
 
 
 def draw_templates(

@@ -432,9 +432,9 @@ def evaluate_identities(
     import tempfile
 
     from . import confidence as confidence_module
-    from .calibration import template
     from .check import LoadedIndex
     from .store import EntryRecord, FaceRecord, IndexStore
+    from .template import template
 
     counts = sorted(set(query_photos or [protocol.query_photos]))
     if counts[0] < 1 or counts[-1] > protocol.query_photos:
