@@ -19,6 +19,9 @@ DEFAULTS = {
     "MODEL_THREADS": 0,
     # Uploads: bytes on the wire, and pixels once decoded.
     "MAX_UPLOAD_MB": 15,
+    # A check of several photos of one person: all its photos together (each within MAX_UPLOAD_MB). Every
+    # thread of a worker may hold one request's body while it arrives: this bounds that memory.
+    "MAX_CHECK_MB": 40,
     "MAX_PIXELS": 50_000_000,
     # Per-client rate limit of the check API, in flask-limiter's syntax.
     "RATE_LIMIT": "60/minute",
