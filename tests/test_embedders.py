@@ -86,7 +86,7 @@ def test_dlib_upsamples_only_photos_that_stay_within_the_detect_size(dlib_embedd
     assert (dlib_embedder.upsample, dlib_embedder.detect_size) == ("auto", 1024)
     assert [dlib_embedder.upsampling(side) for side in (250, 512, 513, 1024)] == [1, 1, 0, 0]
     assert create_embedder("dlib", upsample=1).upsampling(1024) == 1
-    with pytest.raises(ValueError, match="auto"):
+    with pytest.raises(PhotocheckError, match="auto"):
         create_embedder("dlib", upsample="twice")
     small = pixels_of(FACES / "edge" / "obama_small.jpg")  # 320 x 240: upsampled, as every photo was before
     assert dlib_embedder.detect(small) == create_embedder("dlib", upsample=1, runtime="dlib").detect(small)

@@ -50,7 +50,9 @@ class DlibEmbedder(FaceEmbedder):
         if detector not in ("hog", "cnn"):
             raise ValueError(f"dlib detector must be 'hog' or 'cnn', not {detector!r}")
         if upsample != "auto" and not (isinstance(upsample, int) and upsample >= 0):
-            raise ValueError(f"dlib upsample must be a count (0, 1, ...) or 'auto', not {upsample!r}")
+            raise PhotocheckError(
+                f"dlib's upsample must be a count (0, 1, ...) or auto, not {upsample!r}.", code="bad_option"
+            )
         if runtime not in RUNTIMES:
             raise PhotocheckError(
                 f"Unknown dlib runtime {runtime!r}. Choose onnx (onnxruntime, the default) or dlib (dlib's own code).",
@@ -60,7 +62,7 @@ class DlibEmbedder(FaceEmbedder):
             # dlib's jitter draws random crops inside its own code: there is nothing to run them through here.
             raise PhotocheckError(
                 "Jittered descriptors are dlib's own: use the dlib runtime (--dlib-runtime dlib) for jitter.",
-                code="unknown_runtime",
+                code="bad_option",
             )
         self.detector = detector
         self.upsample = upsample
