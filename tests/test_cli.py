@@ -101,10 +101,19 @@ def test_check_json_is_the_shared_answer_shape(cli_index: Path, tmp_path: Path):
 def test_check_text_output(cli_index: Path):
     out = run("check", "--index", str(cli_index), str(person_photos("kit_harington")[0])).stdout
     lines = out.splitlines()
-    assert lines[0].endswith("1 face; face 0 at x=681 y=108 128x127")
+    assert lines[0].endswith("1 face; face 0 at x=684 y=104 123x122")
     assert lines[1].split()[:2] == ["politicians", "no"]
     group = run("check", "--index", str(cli_index), "--face", "1", str(FACES / "groups" / "kit_with_rose.jpg")).stdout
     assert "2 faces; face 1" in group and "pick another with --face N" in group
+
+
+def test_dlib_runtime_option_gives_the_same_answer(cli_index: Path):
+    photo = str(person_photos("obama")[3])
+    default = run("check", "--index", str(cli_index), photo)
+    own = run("check", "--index", str(cli_index), "--dlib-runtime", "dlib", photo)
+    assert own.stdout == default.stdout and "politicians  match" in own.stdout
+    assert "onnxruntime: dlib_face_recognition_resnet_model_v1 runs on CPU" in default.stderr
+    assert "onnxruntime" not in own.stderr
 
 
 def test_same_person_checks_several_photos_as_one(cli_index: Path, tmp_path: Path):
@@ -124,7 +133,7 @@ def test_same_person_checks_several_photos_as_one(cli_index: Path, tmp_path: Pat
     refused = run("check", "--index", str(cli_index), "--same-person", obama[0], group, "--face", "0,1", ok=False)
     assert refused.exit_code == 1
     lines = refused.stdout.splitlines()
-    assert lines[1] == f"{group}: 2 faces; face 1 at x=79 y=130 76x75 (pick another with --face N)"
+    assert lines[1] == f"{group}: 2 faces; face 1 at x=85 y=133 73x73 (pick another with --face N)"
     assert lines[2].startswith(
         f"These photos do not seem to show one person: {obama[0]} and {group} (face 1) do not look like the same "
     )

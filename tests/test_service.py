@@ -174,8 +174,14 @@ def test_settings_come_from_the_environment(monkeypatch, faces_index):
     monkeypatch.setenv("PHOTOCHECK_INDEX", str(index_dir))
     monkeypatch.setenv("PHOTOCHECK_MAX_UPLOAD_MB", "1")
     monkeypatch.setenv("PHOTOCHECK_RATE_LIMIT", "5/second")
+    monkeypatch.setenv("PHOTOCHECK_DLIB_RUNTIME", "dlib")
+    monkeypatch.setenv("PHOTOCHECK_MODEL_THREADS", "1")
+    monkeypatch.setenv("PHOTOCHECK_DLIB_DETECT_SIZE", "800")
+    monkeypatch.setenv("PHOTOCHECK_DLIB_UPSAMPLE", "2")
     app = create_app()
     assert app.config["MAX_CONTENT_LENGTH"] == 1024 * 1024 and app.config["RATE_LIMIT"] == "5/second"
+    embedder = app.extensions["photocheck"].checker.embedder
+    assert (embedder.runtime, embedder.threads, embedder.detect_size, embedder.upsample) == ("dlib", 1, 800, 2)
     big = app.test_client().post("/api/v1/check", data=b"\xff\xd8\xff" + b"0" * 2_000_000, content_type="image/jpeg")
     assert big.status_code == 413 and big.get_json()["error"]["code"] == "upload_too_large"
     # Several photos: each within its limit, but not all of them together.
@@ -228,14 +234,14 @@ def test_several_photos_of_one_person_get_one_answer_and_two_people_are_refused(
 
     # Obama, then Biden with the face of the group photo chosen as the second photo's: refused, not averaged.
     group = (FACES / "groups" / "obama_and_biden.jpg").read_bytes()
-    mixed = [obama[0], ("image", ("g.jpg", group)), ("face", (None, "0,2"))]
+    mixed = [obama[0], ("image", ("g.jpg", group)), ("face", (None, "0,1"))]
     refused = requests.post(f"{faces_server.url}/api/v1/check", files=mixed, timeout=60)
     assert refused.status_code == 422
     body = refused.json()
     jsonschema.validate(body, _schema(document, "Error"))
     assert body["error"]["code"] == "not_same_person"
-    assert "photo 1 and photo 2 (face 2) do not look like the same person" in body["error"]["message"]
-    assert [p["differs_from"] for p in body["photos"]] == [[1], [0]] and body["photos"][1]["face"]["number"] == 2
+    assert "photo 1 and photo 2 (face 1) do not look like the same person" in body["error"]["message"]
+    assert [p["differs_from"] for p in body["photos"]] == [[1], [0]] and body["photos"][1]["face"]["number"] == 1
     assert "results" not in body
     too_many = requests.post(f"{faces_server.url}/api/v1/check", files=obama * 3, timeout=60)
     assert too_many.status_code == 400 and too_many.json()["error"]["code"] == "too_many_photos"

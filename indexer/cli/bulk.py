@@ -9,6 +9,7 @@ import click
 
 from .common import (
     device_option,
+    dlib_runtime_option,
     echo_json,
     embedder_options,
     json_option,
@@ -60,6 +61,7 @@ from .common import (
 @source_format_option
 @path_column_option
 @device_option
+@dlib_runtime_option
 @model_root_option
 @click.option(
     "--several-photos",
@@ -83,6 +85,7 @@ def bulk(
     source_format: str,
     path_column: str | None,
     device: str,
+    dlib_runtime: str,
     model_root: str | None,
     several_photos: bool,
     no_html: bool,
@@ -122,7 +125,7 @@ def bulk(
             raise click.UsageError("--server needs an API key: --key KEY or $PHOTOCHECK_KEY.")
         checker = ServerChecker(server, key, retries=retries, timeout=timeout)
     else:
-        checker = LocalChecker(index_dir, embedder_options=embedder_options(device, model_root))
+        checker = LocalChecker(index_dir, embedder_options=embedder_options(device, model_root, runtime=dlib_runtime))
         concurrency = 1  # one embedder in this process: checks run one after another
     summary = run_bulk(
         source,

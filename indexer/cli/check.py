@@ -11,6 +11,7 @@ import click
 from ..errors import PhotocheckError
 from .common import (
     device_option,
+    dlib_runtime_option,
     echo_json,
     embedder_options,
     index_option,
@@ -129,6 +130,7 @@ def _format_same_person(answer: dict[str, Any]) -> str:
     help="The photos (1 to 5) are all of one person: check them together, for one surer answer.",
 )
 @device_option
+@dlib_runtime_option
 @model_root_option
 @click.option(
     "--max-pixels", type=click.IntRange(1), default=50_000_000, show_default=True, help="Refuse larger images."
@@ -140,6 +142,7 @@ def check(
     face_numbers: list[int] | None,
     same_person: bool,
     device: str,
+    dlib_runtime: str,
     model_root: str | None,
     max_pixels: int,
     as_json: bool,
@@ -171,7 +174,7 @@ def check(
     if same_person and len(images) > MAX_PHOTOS:
         raise click.UsageError(f"--same-person checks 1 to {MAX_PHOTOS} photos together, not {len(images)}.")
     loaded = LoadedIndex(index_dir)
-    embedder = embedder_for_index(loaded, **embedder_options(device, model_root))
+    embedder = embedder_for_index(loaded, **embedder_options(device, model_root, runtime=dlib_runtime))
     checker = Checker(loaded, embedder, max_pixels=max_pixels)
     if same_person:
         _check_together(checker, images, faces, as_json)

@@ -9,6 +9,7 @@ import click
 
 from .common import (
     device_option,
+    dlib_runtime_option,
     echo_json,
     embedder_option,
     embedder_options,
@@ -49,6 +50,7 @@ from .common import (
 )
 @embedder_option("The embedder to measure.")
 @device_option
+@dlib_runtime_option
 @model_root_option
 @workers_option("Processes embedding photos.")
 @click.option("--prior", type=click.FloatRange(0.001, 0.999), help="Prior for the confidence (default 0.5).")
@@ -75,6 +77,7 @@ def eval_command(
     query_photos: int,
     embedder: str,
     device: str,
+    dlib_runtime: str,
     model_root: str | None,
     workers: int,
     prior: float | None,
@@ -110,7 +113,9 @@ def eval_command(
         raise click.UsageError("Give either --pairs (with --images) or --identities.")
     if pairs_file is not None and images is None:
         raise click.UsageError("--pairs needs --images, the folder holding the photos.")
-    chosen = create_embedder(embedder, **embedder_options(device, model_root, threads=0 if workers == 1 else 1))
+    chosen = create_embedder(
+        embedder, **embedder_options(device, model_root, runtime=dlib_runtime, threads=0 if workers == 1 else 1)
+    )
     chosen.load()
     described = chosen.describe()
     err(f"embedder: {described['name']} ({described['model']}, {described['dimension']}-d)")
