@@ -1,6 +1,6 @@
 """Held-out figures of the score model (docs/confidence.md): LFW people E-J, whom the fit never saw.
 
-Three protocols, all on the cached embeddings (``bench/lfw_embeddings_onnx.py``), LFW's two
+Three protocols, all on the cached embeddings (``bench/lfw_embeddings.py``), LFW's two
 mislabelled photos left out:
 
 1. **Several photos, one gallery** (as in issue 13): the held-out people with 4 or more photos are

@@ -6,8 +6,8 @@ docs/confidence.md (``bench/confidence_heldout.py``). LFW's two mislabelled phot
 tail, gamma, genuine density, the query level, the recalibration on simulated open-set searches),
 and the blurred-query shifts with their own recalibration, from a cache of blurred photos.
 
-    python bench/lfw_embeddings_onnx.py --output /work/cache/lfw-dlib.npz
-    python bench/lfw_embeddings_onnx.py --blur 2.5 --output /work/cache/lfw-dlib-blur2.5.npz
+    python bench/lfw_embeddings.py --workers 2 --output /work/cache/lfw-dlib.npz
+    python bench/lfw_embeddings.py --workers 2 --blur 2.5 --output /work/cache/lfw-dlib-blur2.5.npz
     python bench/fit_score_model.py --cache /work/cache/lfw-dlib.npz --blurred /work/cache/lfw-dlib-blur2.5.npz \\
         --output indexer/data/calibration/dlib_resnet_v1.json
 """
