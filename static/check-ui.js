@@ -146,15 +146,13 @@ const MAX_PHOTOS = 5;
  * options.lookup       false to leave out the "Search by Flickr account" tab
  * options.mode         "upload" (default) or "on-device": where the face is found and described first
  */
-export function mountCheck(root, options = {}) {
-  const strings = { ...DEFAULT_STRINGS, ...options.strings };
-  const apiBase = String(options.apiBase ?? "").replace(/\/+$/, "");
-  const privacyUrl = options.privacyUrl ?? `${apiBase}/privacy`;
-  const level = Math.min(Math.max(Number(options.headingLevel) || 2, 1), 5);
-  const doc = root.ownerDocument ?? document;
-  const uid = `pc-${++mountCount}`;
+/**
+ * What the page's modules build with: an element builder, the strings (with {name} values and a
+ * "<key>One" form for a count of one), headings from ``level`` down, links that open a new tab, and
+ * the guards for what the index and the API send. mountCheck and the /next-steps page share it.
+ */
+export function createKit(doc, strings, level = 2) {
   const numbers = new Intl.NumberFormat(strings.locale);
-
   const t = (key, values = {}) =>
     String(strings[key] ?? key).replace(/\{(\w+)\}/g, (whole, name) => (name in values ? values[name] : whole));
   // Picks "<key>One" for a count of one, when the strings have it.
@@ -185,22 +183,43 @@ export function mountCheck(root, options = {}) {
       h("span", { class: "pc-visually-hidden", text: ` ${t("newTab")}` }),
     );
 
+  // Only web links from the index become links: a javascript: URL there must not run here.
+  function webUrl(value) {
+    if (!value) return null;
+    try {
+      const url = new URL(value);
+      return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async function readJson(response) {
+    try {
+      return await response.json();
+    } catch {
+      return null;
+    }
+  }
+
+  return { h, t, tc, heading, outLink, webUrl, readJson, doc, strings, numbers };
+}
+
+export function mountCheck(root, options = {}) {
+  const strings = { ...DEFAULT_STRINGS, ...options.strings };
+  const apiBase = String(options.apiBase ?? "").replace(/\/+$/, "");
+  const privacyUrl = options.privacyUrl ?? `${apiBase}/privacy`;
+  const level = Math.min(Math.max(Number(options.headingLevel) || 2, 1), 5);
+  const doc = root.ownerDocument ?? document;
+  const uid = `pc-${++mountCount}`;
   // What the modules beside this one build with (next-steps.js, catalog-view.js, lookup.js).
   const kit = {
-    h,
-    t,
-    tc,
-    heading,
-    outLink,
-    webUrl,
+    ...createKit(doc, strings, level),
     percent,
-    readJson,
-    doc,
-    strings,
-    numbers,
     api: (path, init) => apiFetch(path, init),
     loadDatasets: () => loadDatasets(),
   };
+  const { h, t, tc, heading, outLink, webUrl, readJson, numbers } = kit;
   kit.loadCatalog = catalogLoader(kit);
   const nextSteps = createNextSteps(kit, { id: `${uid}-next` });
   const undisclosed = createUndisclosed(kit, { id: `${uid}-undisclosed` });
@@ -373,27 +392,8 @@ export function mountCheck(root, options = {}) {
     return new Intl.NumberFormat(strings.locale, { style: "percent" }).format(value);
   }
 
-  // Only web links from the index become links: a javascript: URL there must not run here.
-  function webUrl(value) {
-    if (!value) return null;
-    try {
-      const url = new URL(value);
-      return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
-    } catch {
-      return null;
-    }
-  }
-
   const apiFetch = (path, init = {}) =>
     fetch(`${apiBase}${path}`, { credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer", ...init });
-
-  async function readJson(response) {
-    try {
-      return await response.json();
-    } catch {
-      return null;
-    }
-  }
 
   // ---- the datasets --------------------------------------------------------------------------
 
