@@ -41,6 +41,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 bench: install
+	$(BIN)/python bench/dlib_speed.py
+	$(BIN)/python bench/detection.py
 	$(BIN)/python bench/indexing.py
 	$(BIN)/python bench/service_latency.py
 	$(BIN)/python bench/bulk_throughput.py

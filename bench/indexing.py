@@ -99,9 +99,9 @@ def link_source(photos: list[Path], into: Path) -> Path:
 
 
 def embedder_options(name: str, workers: int) -> dict[str, Any]:
-    # As `photocheck index add` does: with several worker processes each insightface session gets
-    # one thread, so the workers do not fight over cores. dlib ignores the option.
-    return {"threads": 0 if workers == 1 else 1} if name == "insightface" else {}
+    # As `photocheck index add` does: with several worker processes each onnxruntime session (insightface's,
+    # or dlib's ResNet) gets one thread, so the workers do not fight over cores.
+    return {"threads": 0 if workers == 1 else 1}
 
 
 def bench_builds(source: Path, work: Path, workers_list: list[int], embedder: str, quiet: bool) -> list[dict]:

@@ -58,7 +58,7 @@ def free_port() -> int:
 class Server:
     """`photocheck serve` in a subprocess, its output in a log file."""
 
-    def __init__(self, index: Path, workers: int, log: Path) -> None:
+    def __init__(self, index: Path, workers: int, log: Path, env: dict[str, str] | None = None) -> None:
         self.index = index
         self.workers = workers
         self.log = log
@@ -69,6 +69,7 @@ class Server:
             # Every benchmark client comes from 127.0.0.1: the per-address limit (60/minute by default)
             # would answer most requests with 429.
             "PHOTOCHECK_RATE_LIMIT": "1000000/minute",
+            **(env or {}),
         }
         command = [sys.executable, "-m", "indexer.cli", "serve", "--index", str(index.resolve())]
         command += ["--port", str(self.port), "--workers", str(workers)]

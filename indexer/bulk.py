@@ -2,7 +2,10 @@
 
 ``run_bulk`` reads a folder or a manifest with the indexer's own source readers (a photo's id is its
 source key: relative path or manifest key), skips the ids already in the report, and checks the rest
-in batches, several batches at once, either against a server (``ServerChecker``: ``POST
+in batches, several batches at once. With ``several_photos``, a member may have up to 5 photos, checked
+together as one person (``Checker.check_photos``): a folder's subfolder, or the manifest rows with the
+same ``member`` (or ``member_id``), is one member, whose id is the subfolder's name or that value. It
+checks either against a server (``ServerChecker``: ``POST
 /api/v1/bulk`` with an API key) or locally (``LocalChecker``: the same ``Checker`` the service runs).
 After every batch the report is rewritten atomically, so a run killed at any moment leaves a valid
 report holding every photo done so far, and running the same command again goes on from there.
@@ -19,7 +22,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -29,9 +32,12 @@ from typing import Any
 from . import report as reports
 from .errors import ImageError, PhotocheckError
 from .sources import Entry, open_source
+from .template import MAX_PHOTOS, refusal_message
 
 log = logging.getLogger("photocheck")
 
+#: The manifest columns that say whose photo a row is, with ``several_photos``.
+MEMBER_COLUMNS = ("member", "member_id")
 #: Errors of photos the client itself could not read: nothing was sent, so a rerun tries them again.
 LOCAL_ERRORS = {"missing_file", "unreadable_file"}
 #: Statuses worth sending the same request again for.
@@ -55,14 +61,24 @@ class ServerUnavailable(BulkError):
 
 
 @dataclass
-class Photo:
+class Member:
+    """One member: their id in the report, and their photos (one, or with ``several_photos`` up to 5)."""
+
     id: str
-    entry: Entry
+    entries: list[Entry]
+    #: With ``several_photos``: the report lists each photo (and says which were left out).
+    listed: bool = False
+    #: Photos past the most checked together, recorded as not used.
+    left_out: list[Entry] = field(default_factory=list)
+
+    @property
+    def photos(self) -> int:
+        return len(self.entries)
 
 
 @dataclass
 class Batch:
-    photos: list[Photo]
+    members: list[Member]
     records: list[dict[str, Any]] = field(default_factory=list)
     requests: int = 0
 
@@ -102,12 +118,61 @@ class BulkSummary:
         }
 
 
-def _read(photo: Photo) -> bytes | dict[str, Any]:
-    """The photo's bytes, or the error record of a photo that cannot be read."""
-    try:
-        return photo.entry.read()
-    except ImageError as exc:
-        return reports.error_record(photo.id, exc.code, exc.message)
+def _read(member: Member) -> list[bytes | ImageError] | dict[str, Any]:
+    """Each photo's bytes (or the error that kept it from being read), or the error record of a member
+    none of whose photos can be read: a rerun tries those again."""
+    read: list[bytes | ImageError] = []
+    for entry in member.entries:
+        try:
+            read.append(entry.read())
+        except ImageError as exc:
+            read.append(exc)
+    errors = [data for data in read if isinstance(data, ImageError)]
+    if len(errors) == len(read):
+        return reports.error_record(member.id, errors[0].code, errors[0].message)
+    return read
+
+
+def _record(member: Member, answer: dict[str, Any]) -> dict[str, Any]:
+    """The report's record of a member's answer: with several photos, each photo by its own id."""
+    record = reports.member_record(member.id, answer)
+    if not member.listed:
+        return record
+    photos = [
+        {"id": entry.key, **reports.photo_record(photo)}
+        for entry, photo in zip(member.entries, answer.get("photos") or [{}] * member.photos, strict=True)
+    ]
+    for entry in member.left_out:
+        message = f"At most {MAX_PHOTOS} photos of a member are checked together; this one was left out."
+        photos.append(
+            {"id": entry.key, **reports.photo_record({"error": {"code": "too_many_photos", "message": message}})}
+        )
+    record["photos"] = photos
+    error = record.get("error") or {}
+    if error.get("code") == "not_same_person":  # name the member's photos, not their numbers in the request
+        pairs = sorted({tuple(sorted((n, other))) for n, p in enumerate(photos) for other in p.get("differs_from", [])})
+        if pairs:
+            error["message"] = refusal_message([entry.key for entry in member.entries], pairs)
+    return record
+
+
+def _merged(read: list[bytes | ImageError], answer: dict[str, Any]) -> dict[str, Any]:
+    """A server's answer for the photos that could be read, with the ones that could not put back in place."""
+    answered = list(answer.get("photos") or [])
+    if not answered:
+        return answer
+    sent = [n for n, data in enumerate(read) if isinstance(data, bytes)]
+    renumber = dict(enumerate(sent))
+    photos: list[dict[str, Any]] = []
+    for data in read:
+        if isinstance(data, ImageError):
+            photos.append({"faces_detected": 0, "faces": [], "face": None, "error": data.as_dict()})
+            continue
+        photo = dict(answered.pop(0))
+        if "differs_from" in photo:
+            photo["differs_from"] = [renumber[n] for n in photo["differs_from"]]
+        photos.append(photo)
+    return {**answer, "photos": photos}
 
 
 # -- checking against a server -------------------------------------------------------------------
@@ -205,20 +270,22 @@ class ServerChecker:
 
     # -- sending -------------------------------------------------------------------------------------
     def check(self, batch: Batch) -> Batch:
-        read = [(photo, _read(photo)) for photo in batch.photos]
-        ready = [(photo, data) for photo, data in read if isinstance(data, bytes)]
+        read = [(member, _read(member)) for member in batch.members]
+        ready = [(member, data) for member, data in read if isinstance(data, list)]
         answered = dict(self._send(ready, batch))
-        for photo, data in read:
-            batch.records.append(data if isinstance(data, dict) else answered[photo.id])
+        for member, data in read:
+            batch.records.append(data if isinstance(data, dict) else answered[member.id])
         return batch
 
-    def _send(self, items: list[tuple[Photo, bytes]], batch: Batch) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _send(
+        self, items: list[tuple[Member, list[bytes | ImageError]]], batch: Batch
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         if not items:
             return
         limit = self.max_images
-        if limit is not None and len(items) > limit:
-            for start in range(0, len(items), limit):
-                yield from self._send(items[start : start + limit], batch)
+        if limit is not None and _photo_count(items) > limit and len(items) > 1:
+            for chunk in _chunks(items, limit):
+                yield from self._send(chunk, batch)
             return
         response = self._post(items, batch)
         if response.status_code in (400, 413):  # too_many_images is a 400 (a 413 from servers before 0.2)
@@ -226,29 +293,38 @@ class ServerChecker:
             error = body.get("error") or {}
             if error.get("code") == "too_many_images" and int(body.get("max_images") or 0) > 0:
                 with self._lock:
-                    self.max_images = min(int(body["max_images"]), self.max_images or len(items))
+                    self.max_images = min(int(body["max_images"]), self.max_images or _photo_count(items))
                 log.info("the server takes at most %d photos per request", self.max_images)
-                yield from self._send(items, batch)
-                return
-            if len(items) > 1:  # too many bytes at once: halve the batch
+                if len(items) > 1:
+                    yield from self._send(items, batch)
+                    return
+                error = {"code": "too_many_images", "message": f"The server takes at most {self.max_images} photos."}
+            elif len(items) > 1:  # too many bytes at once: halve the batch
                 middle = len(items) // 2
                 yield from self._send(items[:middle], batch)
                 yield from self._send(items[middle:], batch)
                 return
-            photo = items[0][0]
-            yield photo.id, reports.error_record(photo.id, "upload_too_large", error.get("message") or "Too large.")
+            member = items[0][0]
+            code = error.get("code") or "upload_too_large"
+            yield member.id, reports.error_record(member.id, code, error.get("message") or "Too large.")
             return
         results = _json(response).get("results")
         if not isinstance(results, list) or len(results) != len(items):
-            raise BulkError(f"{self.url} answered a batch of {len(items)} photos with something else.")
+            raise BulkError(f"{self.url} answered a batch of {len(items)} members with something else.")
         # Answers come in the order sent: the ids are ours, whatever the multipart encoding did to them.
-        for (photo, _data), answer in zip(items, results, strict=True):
-            yield photo.id, reports.member_record(photo.id, answer)
+        for (member, read), answer in zip(items, results, strict=True):
+            yield member.id, _record(member, _merged(read, answer))
 
-    def _post(self, items: list[tuple[Photo, bytes]], batch: Batch):
+    def _post(self, items: list[tuple[Member, list[bytes | ImageError]]], batch: Batch):
         import requests
 
-        files = [("image", (photo.id, data, "application/octet-stream")) for photo, data in items]
+        # A member's photos share their id: the server checks them together.
+        files = [
+            ("image", (member.id, data, "application/octet-stream"))
+            for member, read in items
+            for data in read
+            if isinstance(data, bytes)
+        ]
         failures = 0
         waits = 0
         while True:
@@ -295,6 +371,22 @@ class ServerChecker:
             self.sleep(self._delay(failures - 1))
 
 
+def _photo_count(items: list[tuple[Member, list[bytes | ImageError]]]) -> int:
+    return sum(1 for _, read in items for data in read if isinstance(data, bytes))
+
+
+def _chunks(items: list[tuple[Member, list[bytes | ImageError]]], limit: int):
+    """Consecutive runs of whole members, each of at most ``limit`` photos where a member allows."""
+    chunk: list[tuple[Member, list[bytes | ImageError]]] = []
+    for item in items:
+        if chunk and _photo_count([*chunk, item]) > limit:
+            yield chunk
+            chunk = []
+        chunk.append(item)
+    if chunk:
+        yield chunk
+
+
 def _json(response) -> dict[str, Any]:
     try:
         body = response.json()
@@ -333,18 +425,47 @@ class LocalChecker:
         }
 
     def check(self, batch: Batch) -> Batch:
-        for photo in batch.photos:
-            data = _read(photo)
-            if isinstance(data, dict):
-                batch.records.append(data)
+        for member in batch.members:
+            read = _read(member)
+            if isinstance(read, dict):
+                batch.records.append(read)
                 continue
             with self._lock:
-                answer = self.checker.check(data, evidence=True)
-            batch.records.append(reports.member_record(photo.id, answer))
+                answer = self.checker.check_photos(read, labels=[entry.key for entry in member.entries], evidence=True)
+            batch.records.append(_record(member, answer))
         return batch
 
 
 # -- the run -------------------------------------------------------------------------------------
+
+
+def _members(entries: Iterable[Entry], several_photos: bool) -> list[Member]:
+    """The members, in source order: a photo each, or with ``several_photos`` grouped by their member
+    column (``member`` or ``member_id``), else by their subfolder; at most ``MAX_PHOTOS`` photos are
+    checked per member, the others are listed as left out."""
+    if not several_photos:
+        return [Member(entry.key, [entry]) for entry in entries]
+    grouped: dict[str, list[Entry]] = {}
+    for entry in entries:
+        named = next((str(entry.metadata[c]).strip() for c in MEMBER_COLUMNS if entry.metadata.get(c)), "")
+        folder = entry.key.split("/", 1)[0] if "/" in entry.key else ""
+        grouped.setdefault(named or folder or entry.key, []).append(entry)
+    return [
+        Member(member_id, entries[:MAX_PHOTOS], listed=True, left_out=entries[MAX_PHOTOS:])
+        for member_id, entries in grouped.items()
+    ]
+
+
+def _batches(members: list[Member], size: int) -> Iterator[Batch]:
+    """Consecutive batches of whole members, of at most ``size`` photos where a member allows."""
+    batch: list[Member] = []
+    for member in members:
+        if batch and sum(m.photos for m in batch) + member.photos > size:
+            yield Batch(batch)
+            batch = []
+        batch.append(member)
+    if batch:
+        yield Batch(batch)
 
 
 def run_bulk(
@@ -358,26 +479,36 @@ def run_bulk(
     concurrency: int = 4,
     progress: bool = True,
     html: bool = True,
+    several_photos: bool = False,
 ) -> BulkSummary:
-    """Check every photo of ``source`` not yet in ``report``; the report is complete after each batch."""
+    """Check every member of ``source`` not yet in ``report``; the report is complete after each batch.
+
+    Each photo is a member, or with ``several_photos`` each subfolder and each ``member`` (or
+    ``member_id``) of a manifest; ``batch_size`` counts photos."""
     report = Path(report)
     reports.report_format(report)
     if not report.parent.is_dir():
         raise BulkError(f"{report.parent} does not exist; create it or give another -o.")
     records = reports.load_report(report)
-    photos = [Photo(entry.key, entry) for entry in open_source(Path(source), source_format, path_column=path_column)]
-    order = {photo.id: number for number, photo in enumerate(photos)}
+    members = _members(open_source(Path(source), source_format, path_column=path_column), several_photos)
+    order = {member.id: number for number, member in enumerate(members)}
     done = {
         photo_id
         for photo_id, record in records.items()
         if not (record.get("error") and record["error"].get("code") in LOCAL_ERRORS)
     }
-    todo = [photo for photo in photos if photo.id not in done]
-    summary = BulkSummary(report=report, html=None, skipped=len(photos) - len(todo))
+    todo = [member for member in members if member.id not in done]
+    summary = BulkSummary(report=report, html=None, skipped=len(members) - len(todo))
     about = {"checked_with": checker.describe(), **checker.about()}
+    noun = "members" if several_photos else "photos"
     if summary.skipped:
         log.info(
-            "%d of %d photos are already in %s; checking the other %d", summary.skipped, len(photos), report, len(todo)
+            "%d of %d %s are already in %s; checking the other %d",
+            summary.skipped,
+            len(members),
+            noun,
+            report,
+            len(todo),
         )
 
     def ordered() -> list[dict[str, Any]]:
@@ -385,10 +516,16 @@ def run_bulk(
         return sorted(records.values(), key=lambda r: order.get(r["id"], len(order)))
 
     started = time.perf_counter()
-    batches = iter([Batch(todo[i : i + batch_size]) for i in range(0, len(todo), batch_size)])
+    batches = _batches(todo, batch_size)
     from tqdm import tqdm
 
-    bar = tqdm(total=len(todo), unit="photo", disable=not progress, dynamic_ncols=True, leave=True)
+    bar = tqdm(
+        total=len(todo),
+        unit="member" if several_photos else "photo",
+        disable=not progress,
+        dynamic_ncols=True,
+        leave=True,
+    )
     found = 0
     completed = False
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +22,20 @@ import numpy as np
 
 from . import confidence
 from .embedders import Face, FaceEmbedder, create_embedder
-from .errors import FaceNotFound, FaceTooSmall, IndexCorrupt, NoFace, PhotocheckError
+from .errors import (
+    FaceNotFound,
+    FaceTooSmall,
+    IndexCorrupt,
+    NoFace,
+    NotSamePerson,
+    NoUsablePhoto,
+    PhotocheckError,
+    SamePhoto,
+)
 from .images import DEFAULT_MAX_PIXELS, load_image
 from .quality import FaceQuality, assess
 from .store import DatasetInfo, FaceIndex, IndexStore, check_embedder
+from .template import MAX_PHOTOS, copied_from, disagreeing_pairs, is_blurred, refusal_message, template
 
 log = logging.getLogger("photocheck")
 
@@ -180,24 +190,123 @@ class Checker:
         answer: dict[str, Any] = {"faces_detected": 0, "faces": [], "face": None, "results": [], "error": None}
         stage: Callable = timer.stage if timer else _no_timer
         try:
-            with stage("decode"):
-                pixels = load_image(data, max_pixels=self.max_pixels)
-            with stage("detect"):
-                faces = self.embedder.detect(pixels)
-            answer["faces_detected"] = len(faces)
-            answer["faces"] = [_face_json(f) for f in faces]
-            chosen = self._choose(faces, face_number)
-            quality = assess(pixels, faces[chosen])
-            answer["face"] = {"number": chosen, "box": faces[chosen].box_list(), "quality": quality.label}
-            with stage("embed"):
-                vector = self.embedder.embed(pixels, [faces[chosen]])[0]
-            del pixels
+            vector, quality = self._read_face(data, face_number, answer, stage)
             with stage("search"):
                 answer["results"] = self.results_for(vector, low_quality=quality.low, evidence=evidence)
             del vector
         except PhotocheckError as exc:
             answer["error"] = exc.as_dict()
         return answer
+
+    def check_photos(
+        self,
+        photos: Sequence[bytes | PhotocheckError],
+        *,
+        face_numbers: Sequence[int | None] | None = None,
+        labels: Sequence[str] | None = None,
+        timer: Timer | None = None,
+        evidence: bool = False,
+    ) -> dict[str, Any]:
+        """One answer for 1 to ``MAX_PHOTOS`` photos of one person, searched together as their template.
+
+        A photo may be given as the error that kept its caller from reading it (a missing file): it is
+        recorded as not used, with that error. ``face_numbers``: the face to use in each photo (None:
+        the largest). ``labels``: the photos' names in messages ("photo 1", "photo 2"... by default).
+
+        The answer is ``check``'s (its ``faces_detected``, ``faces`` and ``face`` are those of the first
+        photo used), plus ``quality`` (the template's: low when at least half of the photos used are
+        blurred) and ``photos``: per photo its faces, the face used and its quality, or the error that
+        kept it out. Photos that cannot be used are left out; with none left, or photos of different
+        people (``not_same_person``: their records then say which others each ``differs_from``), the
+        answer has an ``error`` and no results. Errors are never raised.
+        """
+        if not 1 <= len(photos) <= MAX_PHOTOS:
+            raise ValueError(f"check_photos takes 1 to {MAX_PHOTOS} photos, not {len(photos)}")
+        face_numbers = list(face_numbers) if face_numbers is not None else [None] * len(photos)
+        labels = list(labels) if labels is not None else [f"photo {n + 1}" for n in range(len(photos))]
+        stage: Callable = timer.stage if timer else _no_timer
+        records: list[dict[str, Any]] = []
+        used: list[int] = []
+        vectors: list[np.ndarray] = []
+        low: list[bool] = []
+        for number, data in enumerate(photos):
+            record: dict[str, Any] = {"faces_detected": 0, "faces": [], "face": None, "error": None}
+            records.append(record)
+            try:
+                if isinstance(data, PhotocheckError):
+                    raise data
+                vector, quality = self._read_face(data, face_numbers[number], record, stage)
+                copy = copied_from(vectors, vector)
+                if copy is not None:
+                    raise SamePhoto(
+                        f"The face in {labels[number]} is the same as in {labels[used[copy]]} (the same photo, or "
+                        "one taken a moment later): it adds nothing. Add a different photo of yourself."
+                    )
+            except PhotocheckError as exc:
+                record["error"] = exc.as_dict()
+                continue
+            used.append(number)
+            vectors.append(vector)
+            low.append(quality.low)
+        lead = records[used[0]] if used else records[0]
+        answer: dict[str, Any] = {
+            "faces_detected": lead["faces_detected"],
+            "faces": lead["faces"],
+            "face": lead["face"],
+            "quality": None,
+            "photos": records,
+            "results": [],
+            "error": None,
+        }
+        try:
+            if not used:
+                if len(photos) == 1:
+                    raise PhotocheckError(records[0]["error"]["message"], code=records[0]["error"]["code"])
+                raise NoUsablePhoto(
+                    f"None of the {len(photos)} photos could be used: "
+                    + "; ".join(f"{labels[n]}: {r['error']['message'].rstrip('.')}" for n, r in enumerate(records))
+                    + "."
+                )
+            pairs = disagreeing_pairs(vectors, low, self.index.confidence_config)
+            if pairs:
+                pairs = [(used[i], used[j]) for i, j in pairs]
+                for number, record in enumerate(records):
+                    record["differs_from"] = sorted({j if i == number else i for i, j in pairs if number in (i, j)})
+                # In a group photo, say which face: the person may have picked the wrong one.
+                named = [
+                    f"{label} (face {record['face']['number']})" if record["faces_detected"] > 1 else label
+                    for label, record in zip(labels, records, strict=True)
+                ]
+                raise NotSamePerson(refusal_message(named, pairs), pairs)
+            blurred = is_blurred(low)
+            answer["quality"] = "low" if blurred else "good"
+            query = template(vectors)
+            del vectors
+            with stage("search"):
+                answer["results"] = self.results_for(
+                    query, low_quality=blurred, query_photos=len(used), evidence=evidence
+                )
+        except PhotocheckError as exc:
+            answer["error"] = exc.as_dict()
+        return answer
+
+    def _read_face(
+        self, data: bytes, face_number: int | None, record: dict[str, Any], stage: Callable
+    ) -> tuple[np.ndarray, FaceQuality]:
+        """The embedding and quality of the chosen face of one photo; fills ``record``'s faces and face."""
+        with stage("decode"):
+            pixels = load_image(data, max_pixels=self.max_pixels)
+        with stage("detect"):
+            faces = self.embedder.detect(pixels)
+        record["faces_detected"] = len(faces)
+        record["faces"] = [_face_json(f) for f in faces]
+        chosen = self._choose(faces, face_number)
+        quality = assess(pixels, faces[chosen])
+        record["face"] = {"number": chosen, "box": faces[chosen].box_list(), "quality": quality.label}
+        with stage("embed"):
+            vector = self.embedder.embed(pixels, [faces[chosen]])[0]
+        del pixels
+        return vector, quality
 
     def results_for(
         self, vector: np.ndarray, *, low_quality: bool = False, query_photos: int = 1, evidence: bool = False
@@ -210,7 +319,9 @@ class Checker:
         config = self.index.confidence_config
         results = []
         for dataset, scores, ids in self.index.search(vector):
-            value = confidence.confidence(scores, dataset.size, config, low_quality=low_quality)
+            value = confidence.confidence(
+                scores, dataset.size, config, low_quality=low_quality, query_photos=query_photos
+            )
             result = {
                 "dataset": dataset.info.name,
                 "title": dataset.info.title or dataset.info.name,
@@ -218,7 +329,9 @@ class Checker:
                 "confidence": round(value, 2),
             }
             if evidence and dataset.info.evidence:
-                result["evidence"] = self._evidence(dataset, scores, ids, low_quality=low_quality)
+                result["evidence"] = self._evidence(
+                    dataset, scores, ids, low_quality=low_quality, query_photos=query_photos
+                )
             results.append(result)
         return results
 
@@ -245,11 +358,13 @@ class Checker:
         return answer
 
     def _evidence(
-        self, dataset: DatasetIndex, scores: np.ndarray, ids: np.ndarray, *, low_quality: bool
+        self, dataset: DatasetIndex, scores: np.ndarray, ids: np.ndarray, *, low_quality: bool, query_photos: int = 1
     ) -> list[dict[str, Any]]:
         """The entries whose nearest face alone would make the verdict at least 'possible', best first."""
         config = self.index.confidence_config
-        values = confidence.confidences(scores, dataset.size, config, low_quality=low_quality)
+        values = confidence.confidences(
+            scores, dataset.size, config, low_quality=low_quality, query_photos=query_photos
+        )
         strong = [(int(i), float(v)) for i, v in zip(ids, values, strict=True) if v >= config["thresholds"]["possible"]]
         if not strong:
             return []

@@ -9,6 +9,17 @@ where f0N is the density of the best of N impostor scores (every face is a stran
 density of the best score when one face is the person's own (the best of a genuine score and N - 1
 impostor scores). Both come from the embedder's score model (``ScoreModel``), fitted on labelled
 faces; a bigger dataset makes a high stranger score likelier, so the same ``s`` means less in it.
+
+Two refinements, each optional in the model document (a document without them gives the plain model):
+
+- **the query's own strangers** (``query_level``): some faces look like many strangers, others like
+  few. How high the query's 5th to 20th best scores in the dataset sit, against what the model
+  expects for N faces, says how high its best stranger is likely to be; the two are coupled by a
+  Gaussian copula whose correlation was measured on simulated searches of each gallery size.
+- **several photos of the person** (``query_photos``): the query may be the template of K photos
+  (the mean of their L2-normalised embeddings, re-normalised), whose genuine and impostor scores
+  are distributed differently from one photo's; each K has its own fitted distributions.
+
 The method, its assumptions and the figures it was fitted on are in docs/confidence.md.
 """
 
@@ -33,6 +44,10 @@ class ScoreModel:
     """An embedder's impostor and genuine score distributions (see ``calibration.py``)."""
 
     def __init__(self, document: dict[str, Any]) -> None:
+        self.photos = int(document.get("photos", 1))
+        self._by_photos: dict[int, ScoreModel] = {1: self}
+        for photos, section in (document.get("query_photos") or {}).items():
+            self._by_photos[int(photos)] = ScoreModel(_photos_document(document, int(photos), section))
         impostor = document["impostor"]
         self.table_scores = np.asarray(impostor["table_scores"], dtype=np.float64)
         self.table_survival = np.asarray(impostor["table_survival"], dtype=np.float64)
@@ -49,13 +64,28 @@ class ScoreModel:
             "good": (0.0, 0.0),
             "low": (float(low.get("genuine_shift", 0.0)), float(low.get("impostor_shift", 0.0))),
         }
-        self.recalibration = {
-            quality: (float(values.get("slope", 1.0)), float(values.get("offset", 0.0)))
-            for quality, values in (
-                ("good", document.get("recalibration") or {}),
-                ("low", low.get("recalibration") or document.get("recalibration") or {}),
-            )
+        # Slope and offset of the log-likelihood ratio, per query quality and whether the query level
+        # was read (each fitted on simulated searches; a part missing falls back to the plainer one).
+        level_part = document.get("query_level") or {}
+        plain = document.get("recalibration") or {}
+        blurred = low.get("recalibration") or plain
+        parts = {
+            ("good", False): plain,
+            ("low", False): blurred,
+            ("good", True): level_part.get("recalibration") or plain,
+            ("low", True): low.get("level_recalibration") or level_part.get("recalibration") or blurred,
         }
+        self.recalibration = {
+            key: (float(values.get("slope", 1.0)), float(values.get("offset", 0.0))) for key, values in parts.items()
+        }
+        level = document.get("query_level") or {}
+        self.level_ranks = tuple(int(r) for r in level.get("ranks", (5, 20)))
+        self.level_sizes = np.log(np.asarray(level.get("sizes", []), dtype=np.float64))
+        self.level_mean = np.asarray(level.get("mean", []), dtype=np.float64)
+        self.level_sd = np.asarray(level.get("sd", []), dtype=np.float64)
+        self.level_correlation = np.asarray(level.get("correlation", []), dtype=np.float64)
+        # The lowest normal score of the level that counts (0: a low level is read as a typical one).
+        self.level_floor = float(level.get("floor", -4.0))
         grid = np.asarray(document["genuine"]["grid"], dtype=np.float64)
         density = np.maximum(np.asarray(document["genuine"]["density"], dtype=np.float64), 0.0)
         cumulative = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(grid))])
@@ -116,6 +146,54 @@ class ScoreModel:
                 high = middle
         return (low + high) / 2
 
+    def log_best_impostor_survival(self, s: np.ndarray, n: int) -> np.ndarray:
+        """log P(best of N strangers > s), accurate far into the tail."""
+        log_cdf = self.log_best_impostor_cdf(s, n)
+        return np.log(np.maximum(-np.expm1(log_cdf), _FLOOR))
+
+    # -- the query's own strangers --------------------------------------------------------------
+    def expected_ranked_impostors(self, n: int, ranks: np.ndarray) -> np.ndarray:
+        """The typical r-th best of N strangers' scores (the median of that order statistic, for the
+        N^gamma independent strangers that N faces count as)."""
+        effective = self.effective(n)
+        target = np.log((np.asarray(ranks, dtype=np.float64) - 1 / 3) / (effective + 1 / 3))
+        low = np.full(len(target), float(self.table_scores[0]))
+        high = np.ones(len(target))
+        for _ in range(40):
+            middle = (low + high) / 2
+            above = np.log(np.maximum(self.impostor_survival(middle), _FLOOR)) > target
+            low, high = np.where(above, middle, low), np.where(above, high, middle)
+        return (low + high) / 2
+
+    def query_level(self, scores: np.ndarray, n: int, *, low_quality: bool = False) -> float | None:
+        """How much higher than expected the query's 5th to 20th best scores sit in a dataset of N
+        faces (the median difference), or None where the model has no such part or the dataset is
+        too small for it: ranks beyond the first few stay strangers even for a person with several
+        photos in the set."""
+        if not len(self.level_sizes) or len(scores) < self.level_ranks[1] or n < float(np.exp(self.level_sizes[0])):
+            return None
+        return self.measure_level(scores, n, low_quality=low_quality)
+
+    def measure_level(self, scores: np.ndarray, n: int, *, low_quality: bool = False) -> float | np.ndarray:
+        """``query_level`` without the checks (the fit measures it at every gallery size); for a matrix of
+        best scores (one search per row), one level per row."""
+        first, last = self.level_ranks
+        ranks = np.arange(first, last + 1)
+        ordered = -np.sort(-np.asarray(scores, dtype=np.float64), axis=-1)
+        expected = self.expected_ranked_impostors(n, ranks) + self.shifts["low" if low_quality else "good"][1]
+        levels = np.median(ordered[..., ranks - 1] - expected, axis=-1)
+        return float(levels) if np.ndim(levels) == 0 else levels
+
+    def _level_parameters(self, n: int) -> tuple[float, float, float]:
+        """(mean, sd, correlation with the best stranger) of the query level for a dataset of N faces:
+        measured at a few gallery sizes, interpolated in log N, held constant beyond them."""
+        x = math.log(max(n, 1))
+        return (
+            float(np.interp(x, self.level_sizes, self.level_mean)),
+            float(np.interp(x, self.level_sizes, self.level_sd)),
+            float(np.interp(x, self.level_sizes, self.level_correlation)),
+        )
+
     # -- genuine --------------------------------------------------------------------------------
     def genuine_pdf(self, s: np.ndarray) -> np.ndarray:
         return np.interp(s, self.genuine_grid, self.genuine_density, left=0.0, right=0.0)
@@ -123,28 +201,99 @@ class ScoreModel:
     def genuine_cdf(self, s: np.ndarray) -> np.ndarray:
         return np.interp(s, self.genuine_grid, self.genuine_cumulative, left=0.0, right=1.0)
 
+    def genuine_quantile(self, p: float, *, low_quality: bool = False) -> float:
+        """The score that a share ``p`` of one photo's genuine scores (two photos of one person) stay
+        below; with ``low_quality``, as a blurred face scores (its distribution shifted)."""
+        shift = self.shifts["low" if low_quality else "good"][0]
+        return float(np.interp(p, self.genuine_cumulative, self.genuine_grid)) + shift
+
     # -- the answer -----------------------------------------------------------------------------
-    def log_likelihood_ratio(self, s: float | np.ndarray, n: int, *, low_quality: bool = False) -> np.ndarray:
-        """log f1(s) / f0N(s): how much likelier the best score is if the person is in the set."""
+    def log_likelihood_ratio(
+        self, s: float | np.ndarray, n: int, *, low_quality: bool = False, level: float | np.ndarray | None = None
+    ) -> np.ndarray:
+        """log f1(s) / f0N(s): how much likelier the best score is if the person is in the set.
+
+        With the query ``level`` (``query_level``), the best stranger's distribution is the one given
+        that level: a Gaussian copula between the two, with the correlation measured for N faces."""
         s = np.clip(np.asarray(s, dtype=np.float64), self.table_scores[0], 1.0)
         genuine_shift, impostor_shift = self.shifts["low" if low_quality else "good"]
         g, i = s - genuine_shift, s - impostor_shift  # the distributions move, the score stays
-        log_cdf_rest = self.log_best_impostor_cdf(i, max(n - 1, 1)) if n > 1 else np.zeros_like(s)
-        log_density_rest = self.log_best_impostor_density(i, n - 1) if n > 1 else np.full_like(s, -np.inf)
+        rho, z_level = 0.0, 0.0
+        if level is not None and n > 1 and len(self.level_sizes):
+            mean, sd, rho = self._level_parameters(n)
+            z_level = (
+                np.clip((np.asarray(level, dtype=np.float64) - mean) / sd, self.level_floor, 4.0) if sd > 0 else 0.0
+            )
+        log_genuine = np.log(np.maximum(self.genuine_pdf(g), _FLOOR))
+        log_genuine_cdf = np.log(np.maximum(self.genuine_cdf(g), _FLOOR))
+        if rho == 0.0:
+            log_cdf_rest = self.log_best_impostor_cdf(i, max(n - 1, 1)) if n > 1 else np.zeros_like(s)
+            log_density_rest = self.log_best_impostor_density(i, n - 1) if n > 1 else np.full_like(s, -np.inf)
+            log_in = np.logaddexp(log_genuine + log_cdf_rest, log_genuine_cdf + log_density_rest)
+            return log_in - self.log_best_impostor_density(i, n)
+        log_copula_all, _ = self._copula(i, n, rho, z_level)
+        log_copula_rest, log_cdf_rest = self._copula(i, n - 1, rho, z_level)
         log_in = np.logaddexp(
-            np.log(np.maximum(self.genuine_pdf(g), _FLOOR)) + log_cdf_rest,
-            np.log(np.maximum(self.genuine_cdf(g), _FLOOR)) + log_density_rest,
+            log_genuine + log_cdf_rest,
+            log_genuine_cdf + self.log_best_impostor_density(i, n - 1) + log_copula_rest,
         )
-        return log_in - self.log_best_impostor_density(i, n)
+        return log_in - (self.log_best_impostor_density(i, n) + log_copula_all)
 
-    def probability(self, s: float | np.ndarray, n: int, prior: float, *, low_quality: bool = False) -> np.ndarray:
+    def _copula(self, s: np.ndarray, n: int, rho: float, z_level: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For the best of N strangers at ``s``, given the query level's normal score ``z_level``: the
+        log Gaussian copula density (what the level changes in the best stranger's density) and the
+        log conditional probability that the best stranger stays below ``s``."""
+        from scipy.special import log_ndtr, ndtri
+
+        log_cdf = self.log_best_impostor_cdf(s, n)
+        log_survival = self.log_best_impostor_survival(s, n)
+        # The best stranger's normal score, from whichever side keeps precision.
+        z = np.where(log_cdf < math.log(0.5), ndtri(np.exp(log_cdf)), -ndtri(np.exp(log_survival)))
+        z = np.clip(z, -38.0, 38.0)
+        spread = math.sqrt(1.0 - rho * rho)
+        log_density = -math.log(spread) - (rho * rho * (z * z + z_level * z_level) - 2 * rho * z * z_level) / (
+            2 * spread * spread
+        )
+        return log_density, log_ndtr((z - rho * z_level) / spread)
+
+    def probability(
+        self,
+        s: float | np.ndarray,
+        n: int,
+        prior: float,
+        *,
+        low_quality: bool = False,
+        level: float | np.ndarray | None = None,
+    ) -> np.ndarray:
         """P(in set | s, N). The likelihood ratio is recalibrated (slope, offset) as fitted on simulated
         searches, where the model's independence assumptions make it a little too sure; a blurred query
         face has its own shifted distributions and recalibration, fitted on blurred photos."""
-        slope, offset = self.recalibration["low" if low_quality else "good"]
-        log_ratio = slope * self.log_likelihood_ratio(s, n, low_quality=low_quality) + offset
+        read_level = level is not None and len(self.level_sizes) > 0
+        slope, offset = self.recalibration[("low" if low_quality else "good", read_level)]
+        log_ratio = slope * self.log_likelihood_ratio(s, n, low_quality=low_quality, level=level) + offset
         log_odds = math.log(prior / (1.0 - prior)) + log_ratio
         return 1.0 / (1.0 + np.exp(-np.clip(log_odds, -700, 700)))
+
+    def for_photos(self, photos: int) -> ScoreModel:
+        """The model for a query that is the template of ``photos`` photos of the person: the section
+        fitted for the most photos up to that many (a document without sections serves every K as one
+        photo, as indexes built before templates existed do)."""
+        fitted = [k for k in self._by_photos if k <= max(int(photos), 1)]
+        return self._by_photos[max(fitted)]
+
+
+def _photos_document(document: dict[str, Any], photos: int, section: dict[str, Any]) -> dict[str, Any]:
+    """A K-photo section as a document of its own: its distributions and recalibration, with the
+    document's blurred-face shifts (measured on one photo; see docs/confidence.md)."""
+    low = document.get("low_quality") or {}
+    merged = {key: value for key, value in document.items() if key not in ("query_photos", "query_level")}
+    merged.update(section)
+    merged["photos"] = photos
+    merged["low_quality"] = section.get("low_quality") or {
+        "genuine_shift": low.get("genuine_shift", 0.0),
+        "impostor_shift": low.get("impostor_shift", 0.0),
+    }
+    return merged
 
 
 # -- the index's confidence configuration ---------------------------------------------------------
@@ -196,20 +345,34 @@ def score_model(config: dict[str, Any]) -> ScoreModel:
     return cached[1]
 
 
-def confidence(scores: np.ndarray, size: int, config: dict[str, Any], *, low_quality: bool = False) -> float:
-    """The probability that a dataset of ``size`` faces holds the person, from the query's best scores."""
+def confidence(
+    scores: np.ndarray, size: int, config: dict[str, Any], *, low_quality: bool = False, query_photos: int = 1
+) -> float:
+    """The probability that a dataset of ``size`` faces holds the person, from the query's best scores
+    in it, best first (the search's nearest faces: the first gives the evidence, the 5th to 20th how
+    high this query's strangers run).
+
+    ``query_photos``: how many photos of the person the query vector stands for (1, or the template
+    of several photos, whose scores the model reads with the distributions fitted for templates)."""
     if size == 0 or len(scores) == 0:
         return 0.0
-    model = score_model(config)
-    return float(model.probability(float(scores[0]), size, float(config["prior"]), low_quality=low_quality))
+    model = score_model(config).for_photos(query_photos)
+    level = model.query_level(scores, size, low_quality=low_quality)
+    value = model.probability(float(scores[0]), size, float(config["prior"]), low_quality=low_quality, level=level)
+    return float(value)
 
 
-def confidences(scores: np.ndarray, size: int, config: dict[str, Any], *, low_quality: bool = False) -> np.ndarray:
+def confidences(
+    scores: np.ndarray, size: int, config: dict[str, Any], *, low_quality: bool = False, query_photos: int = 1
+) -> np.ndarray:
     """For each score, the confidence the dataset would get if that score were the best one."""
     if size == 0 or len(scores) == 0:
         return np.zeros(len(scores))
-    model = score_model(config)
-    values = model.probability(np.asarray(scores, np.float64), size, float(config["prior"]), low_quality=low_quality)
+    model = score_model(config).for_photos(query_photos)
+    level = model.query_level(scores, size, low_quality=low_quality)
+    values = model.probability(
+        np.asarray(scores, np.float64), size, float(config["prior"]), low_quality=low_quality, level=level
+    )
     return np.asarray(values, dtype=np.float64)
 
 

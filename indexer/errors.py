@@ -57,6 +57,31 @@ class FaceNotFound(ImageError):
     code = "face_not_found"
 
 
+class SamePhoto(ImageError):
+    """Among several photos of one person, a face as close to an earlier photo's as a copy is: it adds nothing."""
+
+    code = "same_photo"
+
+
+# --- problems with several photos of one person -------------------------------------------
+
+
+class NotSamePerson(PhotocheckError):
+    """Photos sent as one person's are too far apart to be one person: refused rather than averaged."""
+
+    code = "not_same_person"
+
+    def __init__(self, message: str, pairs: list[tuple[int, int]]) -> None:
+        super().__init__(message)
+        self.pairs = pairs
+
+
+class NoUsablePhoto(PhotocheckError):
+    """None of several photos of one person could be used (each says why)."""
+
+    code = "no_usable_photo"
+
+
 # --- problems with models ----------------------------------------------------------------
 
 

@@ -9,6 +9,8 @@ import numpy as np
 from .evaluation import IdentitiesReport, PairsReport
 
 COLOURS = {"genuine": "#1b7f3b", "impostor": "#b3261e", "match": "#0b57d0", "possible": "#e37400"}
+#: One colour per number of query photos (1, 2, 3, ...).
+PHOTO_COLOURS = ("#0b57d0", "#e37400", "#1b7f3b", "#8e24aa", "#5f6368")
 
 
 def _figure(width: float = 6.4, height: float = 4.4):
@@ -38,20 +40,35 @@ def _two_histograms(
     axes.hist(scores[positive], bins=edges, alpha=0.6, color=COLOURS["genuine"], label=labels[1], density=density)
 
 
-def reliability_diagram(table: list[dict], ece: float, title: str, path: Path) -> Path:
+def reliability_diagram(
+    table: list[dict],
+    ece: float,
+    title: str,
+    path: Path,
+    *,
+    label: str = "answers (area = how many)",
+    more: list[tuple[str, list[dict], float]] = (),
+) -> Path:
+    """Confidence given against the share of true matches; ``more`` adds other runs' curves
+    (label, table, ECE) to the same axes."""
     plt, figure, axes = _figure(5.2, 5.0)
     axes.plot([0, 1], [0, 1], color="grey", linestyle="--", label="perfect calibration")
-    centres = [row["mean_confidence"] for row in table]
-    shares = [row["share_true"] for row in table]
-    sizes = [max(20, 400 * row["answers"] / max(r["answers"] for r in table)) for row in table]
-    axes.plot(centres, shares, color=COLOURS["match"], marker=None)
-    axes.scatter(centres, shares, s=sizes, color=COLOURS["match"], alpha=0.7, label="answers (area = how many)")
+    runs = [(label, table, ece), *more]
+    largest = max(row["answers"] for _, rows, _ in runs for row in rows)
+    for number, (name, rows, error) in enumerate(runs):
+        colour = PHOTO_COLOURS[number % len(PHOTO_COLOURS)] if more else COLOURS["match"]
+        centres = [row["mean_confidence"] for row in rows]
+        shares = [row["share_true"] for row in rows]
+        sizes = [max(20, 400 * row["answers"] / largest) for row in rows]
+        axes.plot(centres, shares, color=colour, marker=None)
+        legend = f"{name}: ECE {error:.3f} (area = how many)" if more else name
+        axes.scatter(centres, shares, s=sizes, color=colour, alpha=0.7, label=legend)
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1)
     axes.set_xlabel("confidence given")
     axes.set_ylabel("share that were true matches")
-    axes.set_title(f"{title}\nexpected calibration error {ece:.3f}")
-    axes.legend(loc="upper left")
+    axes.set_title(title if more else f"{title}\nexpected calibration error {ece:.3f}")
+    axes.legend(loc="upper left", fontsize=8 if more else None)
     return _save(plt, figure, path)
 
 
@@ -106,54 +123,85 @@ def pairs_plots(report: PairsReport, directory: Path, name: str) -> list[Path]:
     return paths
 
 
-def identities_plots(report: IdentitiesReport, directory: Path, name: str) -> list[Path]:
+def _photos(count: int) -> str:
+    return f"{count} photo{'s' if count > 1 else ''}"
+
+
+def identities_plots(reports: IdentitiesReport | list[IdentitiesReport], directory: Path, name: str) -> list[Path]:
+    """The FNIR-against-FPIR curves (one per number of query photos, on the same axes), the best
+    scores of present and absent people, and the reliability diagram."""
+    reports = [reports] if isinstance(reports, IdentitiesReport) else list(reports)
+    several = len(reports) > 1
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     plt, figure, axes = _figure()
-    curve = report.curve()
-    fpir = np.array([p["fpir"] for p in curve])
-    fnir = np.array([p["fnir"] for p in curve])
-    floor = 1 / (2 * max(1, int((~report.present).sum())))
-    axes.plot(np.maximum(fpir, floor), fnir, color=COLOURS["match"], drawstyle="steps-post")
-    for verdict in ("match", "possible"):
-        rates = report.rates(report.thresholds[verdict])
-        axes.scatter(
-            [max(rates["fpir"], floor)],
-            [rates["fnir"]],
-            color=COLOURS[verdict],
-            zorder=3,
-            s=60,
-            label=f"'{verdict}' at confidence {report.thresholds[verdict]}: "
-            f"FPIR {rates['fpir']:.1%}, FNIR {rates['fnir']:.1%}",
+    floor = 1 / (2 * max(1, int((~reports[0].present).sum())))
+    for number, report in enumerate(reports):
+        curve = report.curve()
+        fpir = np.array([p["fpir"] for p in curve])
+        fnir = np.array([p["fnir"] for p in curve])
+        colour = PHOTO_COLOURS[number % len(PHOTO_COLOURS)]
+        axes.plot(
+            np.maximum(fpir, floor),
+            fnir,
+            color=colour if several else COLOURS["match"],
+            drawstyle="steps-post",
+            label=f"{_photos(report.query_photos)} of each person" if several else None,
         )
+        for verdict in ("match", "possible") if not several else ("match",):
+            rates = report.rates(report.thresholds[verdict])
+            label = (
+                f"'{verdict}' at confidence {report.thresholds[verdict]}: "
+                f"FPIR {rates['fpir']:.1%}, FNIR {rates['fnir']:.1%}"
+            )
+            axes.scatter(
+                [max(rates["fpir"], floor)],
+                [rates["fnir"]],
+                color=colour if several else COLOURS[verdict],
+                edgecolors="black" if several else None,
+                zorder=3,
+                s=60,
+                label=f"{_photos(report.query_photos)}, {label}" if several else label,
+            )
     axes.set_xscale("log")
     axes.set_xlim(floor * 0.8, 1)
     axes.set_ylim(0, 1)
     axes.set_xlabel("FPIR: absent people told they are in the set")
     axes.set_ylabel("FNIR: present people not found")
-    axes.set_title(f"Open-set search of {report.gallery_faces} faces, {report.probes} people searched")
-    axes.legend(loc="upper right", fontsize=8)
+    axes.set_title(f"Open-set search of {reports[0].gallery_faces} faces, {reports[0].probes} people searched")
+    axes.legend(loc="upper right", fontsize=7 if several else 8)
     paths.append(_save(plt, figure, directory / f"{name}-fnir-fpir.png"))
 
-    plt, figure, axes = _figure()
-    _two_histograms(
-        axes,
-        report.best,
-        report.present,
-        ("absent: best stranger", "present: best face"),
-        low=0.8,
-        bins=60,
-        density=False,
-    )
-    axes.set_xlabel("best cosine similarity in the gallery")
-    axes.set_ylabel("people searched")
-    axes.set_title("Best scores of present and absent people")
-    axes.legend(loc="upper left")
+    plt, figure, axes = _figure(6.4 if not several else 3.6 * len(reports), 4.4)
+    figure.clf()
+    panels = figure.subplots(1, len(reports), sharey=True, squeeze=False)[0]
+    for axes, report in zip(panels, reports, strict=True):
+        axes.grid(True, alpha=0.3)
+        _two_histograms(
+            axes,
+            report.best,
+            report.present,
+            ("absent: best stranger", "present: best face"),
+            low=0.8,
+            bins=60,
+            density=False,
+        )
+        axes.set_xlabel("best cosine similarity in the gallery")
+        axes.set_title(f"searched with {_photos(report.query_photos)}" if several else "")
+    panels[0].set_ylabel("people searched")
+    panels[0].legend(loc="upper left")
+    figure.suptitle("Best scores of present and absent people")
     paths.append(_save(plt, figure, directory / f"{name}-best-scores.png"))
 
+    first, rest = reports[0], reports[1:]
     paths.append(
         reliability_diagram(
-            report.reliability, report.ece, "Confidence in open-set search", directory / f"{name}-reliability.png"
+            first.reliability,
+            first.ece,
+            "Confidence in open-set search",
+            directory / f"{name}-reliability.png",
+            label=_photos(first.query_photos) if rest else "answers (area = how many)",
+            more=[(_photos(r.query_photos), r.reliability, r.ece) for r in rest],
         )
     )
     return paths

@@ -1,8 +1,10 @@
 """Reports of bulk checks: CSV or JSON for programs and spreadsheets, and an HTML summary for people.
 
-A report holds one record per member photo, in the shape of a single check's answer without the
-other faces' boxes: ``{"id", "faces_detected", "face", "results", "error"}``; a result of a dataset
-that allows evidence also holds ``evidence``, the matched entries' source references.
+A report holds one record per member, in the shape of a single check's answer without the other
+faces' boxes: ``{"id", "faces_detected", "face", "results", "error"}``; a result of a dataset that
+allows evidence also holds ``evidence``, the matched entries' source references. A member checked
+with several photos (``photocheck bulk --several-photos``) also has ``photos``: each photo's id, the
+face used, and the error of a photo that was not used (in the CSV, a JSON list in its column).
 
 Reports are rewritten atomically (a temporary file beside them, then one rename) after every batch,
 so a run that is killed leaves the last complete report, which the next run reads to skip the
@@ -28,6 +30,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .atomic import write_atomic
 from .errors import PhotocheckError
+from .template import is_blurred
 
 FORMAT = "photocheck-bulk-report"
 VERSION = 1
@@ -45,7 +48,10 @@ CSV_COLUMNS = (
     "face_quality",
     "error_code",
     "error_message",
+    "photos",
 )
+#: The columns of reports written before members could have several photos: still read, to resume them.
+CSV_COLUMNS_V1 = CSV_COLUMNS[:-1]
 #: Text columns whose values come from outside (member ids, titles, messages): a leading character a
 #: spreadsheet would run as a formula is escaped with a quote, reversibly.
 CSV_TEXT = ("id", "dataset", "title", "error_code", "error_message")
@@ -59,15 +65,30 @@ class ReportError(PhotocheckError):
     code = "bad_report"
 
 
-def member_record(photo_id: str, answer: dict[str, Any]) -> dict[str, Any]:
-    """What a report keeps of one answer (the boxes of the photo's other faces are left out)."""
-    return {
-        "id": photo_id,
+def member_record(member_id: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """What a report keeps of one answer (the boxes of the photos' other faces are left out)."""
+    record = {
+        "id": member_id,
         "faces_detected": int(answer.get("faces_detected") or 0),
         "face": answer.get("face"),
         "results": list(answer.get("results") or []),
         "error": answer.get("error"),
     }
+    if answer.get("photos") and all("id" in photo for photo in answer["photos"]):
+        record["photos"] = [{"id": photo["id"], **photo_record(photo)} for photo in answer["photos"]]
+    return record
+
+
+def photo_record(photo: dict[str, Any]) -> dict[str, Any]:
+    """What a report keeps of one of a member's several photos: the face used, or why it was not used."""
+    record = {
+        "faces_detected": int(photo.get("faces_detected") or 0),
+        "face": photo.get("face"),
+        "error": photo.get("error"),
+    }
+    if photo.get("differs_from"):
+        record["differs_from"] = list(photo["differs_from"])
+    return record
 
 
 def error_record(photo_id: str, code: str, message: str) -> dict[str, Any]:
@@ -124,7 +145,7 @@ def _unescape(value: str) -> str:
 
 def _load_csv(path: Path, text: str) -> dict[str, dict[str, Any]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
+    if tuple(reader.fieldnames or ()) not in (CSV_COLUMNS, CSV_COLUMNS_V1):
         raise ReportError(
             f"{path} is not a photocheck bulk report (its columns are not {', '.join(CSV_COLUMNS)}); "
             "give another -o, or move it away."
@@ -140,8 +161,10 @@ def _load_csv(path: Path, text: str) -> dict[str, dict[str, Any]]:
                     box = [int(v) for v in row["face_box"].split()] if row["face_box"] else None
                     face = {"number": int(row["face_number"]), "box": box, "quality": row["face_quality"] or None}
                 error = {"code": row["error_code"], "message": row["error_message"]} if row["error_code"] else None
+                photos = json.loads(row["photos"]) if row.get("photos") else None
                 record = member_record(
-                    row["id"], {"faces_detected": int(row["faces_detected"] or 0), "face": face, "error": error}
+                    row["id"],
+                    {"faces_detected": int(row["faces_detected"] or 0), "face": face, "error": error, "photos": photos},
                 )
                 records[row["id"]] = record
             if row["dataset"]:
@@ -181,6 +204,7 @@ def render_csv(records: Iterable[dict[str, Any]]) -> str:
             "face_quality": face.get("quality") or "",
             "error_code": error.get("code", ""),
             "error_message": error.get("message", ""),
+            "photos": json.dumps(record["photos"], ensure_ascii=False) if record.get("photos") else "",
         }
         rows = [
             {
@@ -345,7 +369,25 @@ def _member_view(member: dict[str, Any], names: list[str]) -> dict[str, Any]:
             if number == 0
             else f"{faces} faces in this photo: face {number} (from 0, largest first) was checked"
         )
-    if face.get("quality") == "low":
+    photos = member.get("photos") or []
+    used = [photo for photo in photos if not photo.get("error")]
+    if len(photos) > 1 and not member.get("error"):
+        view["notes"].append(
+            f"{len(used)} of {len(photos)} photos checked together"
+            if len(used) < len(photos)
+            else f"{len(photos)} photos checked together"
+        )
+    for photo in photos:
+        if photo.get("error") and not member.get("error"):
+            view["notes"].append(f"{photo['id']} not used: {photo['error']['message']}")
+    if len(photos) > 1:
+        if (
+            used
+            and not member.get("error")
+            and is_blurred([(p.get("face") or {}).get("quality") == "low" for p in used])
+        ):
+            view["notes"].append("the faces are small or blurred: a no match is less certain")
+    elif face.get("quality") == "low":
         view["notes"].append("the face is small or blurred: a no match is less certain")
     by_name = {r["dataset"]: r for r in member.get("results") or []}
     for name in names:

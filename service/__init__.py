@@ -24,7 +24,7 @@ from .api import STATUS, api, error_response
 from .config import DEFAULTS, setting_on
 from .pages import pages
 from .state import ServiceState
-from .uploads import InMemoryRequest, ReceiveTimeout, drain_body
+from .uploads import InMemoryRequest, ReceiveTimeout, drain_body, photos_sent
 
 log = logging.getLogger("photocheck")
 
@@ -90,7 +90,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     ondevice.init_app(app)
     limiter = Limiter(get_remote_address, app=app)
     # A photo and an on-device embedding draw on one budget per client: two endpoints, not two limits.
-    checks = limiter.shared_limit(lambda: app.config["RATE_LIMIT"], scope="checks")
+    # A check of several photos of one person costs one per photo.
+    checks = limiter.shared_limit(lambda: app.config["RATE_LIMIT"], scope="checks", cost=photos_sent)
     for view in ("api.check", "ondevice.check_embedding"):
         app.view_functions[view] = checks(app.view_functions[view])
     # Lookups are answered from the same worker budget, so they get the checks' per-client limit.
@@ -135,7 +136,10 @@ def _register_errors(app: Flask) -> None:
             return exc
         code = HTTP_CODES.get(exc.code or 500, "error")
         message = {
-            "upload_too_large": f"The upload is larger than {app.config['MAX_UPLOAD_MB']} MB. Use a smaller photo.",
+            "upload_too_large": (
+                f"The upload is too large: each photo may have up to {app.config['MAX_UPLOAD_MB']} MB, and the "
+                f"photos of one check {app.config['MAX_CHECK_MB']} MB together. Use smaller copies of the photos."
+            ),
             "rate_limited": "Too many requests from this address; wait a minute and try again.",
             "not_found": "There is no such API endpoint; see /api/v1/openapi.json.",
             "method_not_allowed": f"{request.method} is not allowed here; see /api/v1/openapi.json.",

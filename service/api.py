@@ -10,10 +10,11 @@ from flask import Blueprint, current_app, jsonify, request
 
 from indexer.check import Timer
 from indexer.errors import PhotocheckError
+from indexer.template import MAX_PHOTOS
 
 from . import metrics
 from .openapi import openapi_document
-from .uploads import MalformedUpload, read_upload
+from .uploads import MalformedUpload, read_uploads
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -32,6 +33,9 @@ STATUS = {
     "no_face": 422,
     "face_too_small": 422,
     "face_not_found": 422,
+    "not_same_person": 422,
+    "no_usable_photo": 422,
+    "too_many_photos": 400,
     "rate_limited": 429,
     "index_not_loaded": 503,
 }
@@ -54,26 +58,56 @@ def _state():
     return state
 
 
-def _face_number(value: str | None) -> int | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise MalformedUpload(f"'face' must be a face number (0, 1, ...), not {value!r}.") from None
-    if number < 0:
-        raise MalformedUpload("'face' must be 0 or more.")
-    return number
+#: Multipart framing around each photo (boundaries, part headers): a few hundred bytes, with room to spare.
+PART_OVERHEAD = 16 * 1024
 
 
-def checked(state, data: bytes, **options: Any) -> dict[str, Any]:
-    """One check, when this process's turn comes (one at a time: service/worker.py), its stages timed
-    for the metrics when they are on."""
+def photo_limit(config: dict[str, Any]) -> int:
+    """The most bytes one photo may have (PHOTOCHECK_MAX_UPLOAD_MB)."""
+    return int(float(config["MAX_UPLOAD_MB"]) * 1024 * 1024)
+
+
+@api.before_app_request
+def several_photos_fit():
+    """A check may carry up to MAX_PHOTOS photos of MAX_UPLOAD_MB each, MAX_CHECK_MB in all; a raw body is
+    one photo. Set before the rate limit reads the body to count its photos."""
+    if request.endpoint == "api.check" and (request.mimetype or "").lower() == "multipart/form-data":
+        config = current_app.config
+        several = (photo_limit(config) + PART_OVERHEAD) * MAX_PHOTOS
+        request.max_content_length = min(several, int(float(config["MAX_CHECK_MB"]) * 1024 * 1024) + PART_OVERHEAD)
+
+
+def face_numbers(value: str | None, photos: int) -> list[int | None]:
+    """The ``face`` field: empty, one face number for every photo, or one per photo ("1,0,2")."""
+    if value is None or not value.strip():
+        return [None] * photos
+    numbers: list[int | None] = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part.isascii() or not part.isdigit():
+            raise MalformedUpload(
+                f"'face' must be a face number (0, 1, ...), or one per photo separated by commas (1,0,2), "
+                f"not {value!r}."
+            )
+        numbers.append(int(part))
+    if len(numbers) == 1:
+        return numbers * photos
+    if len(numbers) != photos:
+        raise MalformedUpload(
+            f"'face' gives {len(numbers)} face numbers for {photos} photo{'s' if photos != 1 else ''}: give one for "
+            "every photo, or one per photo in the order they were sent."
+        )
+    return numbers
+
+
+def checked(state, photos: list[bytes], **options: Any) -> dict[str, Any]:
+    """One check of 1 to MAX_PHOTOS photos of one person, when this process's turn comes (one at a time:
+    service/worker.py), its stages timed for the metrics when they are on."""
     timer = Timer() if metrics.metrics() else None
     arrived = time.perf_counter()
     with state.checking:
         waited = time.perf_counter() - arrived
-        answer = state.checker.check(data, timer=timer, **options)
+        answer = state.checker.check_photos(photos, timer=timer, **options)
     if timer is not None:
         metrics.observe_stages({"queue": waited, **timer.seconds})
     return answer
@@ -81,15 +115,19 @@ def checked(state, data: bytes, **options: Any) -> dict[str, Any]:
 
 @api.post("/check")
 def check():
-    """One photo in, one answer out; nothing about it is kept."""
+    """1 to 5 photos of one person in, one answer out; nothing about them is kept."""
     state = _state()
-    data, face = read_upload()
-    answer = checked(state, data, face_number=_face_number(face))
-    del data
+    photos, face = read_uploads(max_photo_bytes=photo_limit(current_app.config))
+    answer = checked(state, photos, face_numbers=face_numbers(face, len(photos)))
+    del photos
     if answer["error"]:
         error = answer["error"]
         return error_response(
-            error["code"], error["message"], faces_detected=answer["faces_detected"], faces=answer["faces"]
+            error["code"],
+            error["message"],
+            faces_detected=answer["faces_detected"],
+            faces=answer["faces"],
+            photos=answer["photos"],
         )
     answer["index"] = state.checker.index.describe()
     return jsonify(answer)

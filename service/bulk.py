@@ -6,8 +6,10 @@ answering writes nothing (no last-used time either). Each key has its own rate l
 ``rate``, in flask-limiter's syntax), counted per request whatever the number of photos in it.
 
 The photos are parts of one multipart body, each in a field named ``image`` whose filename is the
-photo's id; all of them are held in memory only (``InMemoryRequest``), checked one after another, and
-answered together, in order, each with its own verdicts or its own error. A dataset added with
+member's id; parts with the same filename are photos of one member (up to 5), checked together as
+one person (``Checker.check_photos``). All of them are held in memory only (``InMemoryRequest``),
+checked one member after another, and answered together, one answer per member in the order of
+their first photo, each with its own verdicts or its own error. A dataset added with
 ``--evidence`` also names, for these keyed callers only, the matched entries' source references.
 """
 
@@ -22,6 +24,7 @@ from limits import parse_many
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from indexer.keys import DEFAULT_RATE, KEYS_DATABASE, ApiKey, KeyStore
+from indexer.template import MAX_PHOTOS
 
 from .api import _state, checked, error_response
 from .uploads import MalformedUpload, drain_body
@@ -91,11 +94,13 @@ def key_identity() -> str:
     return f"api-key-{g.api_key.id}"
 
 
-def read_images() -> list[tuple[str, bytes]]:
-    """(id, bytes) of every ``image`` part, in the order sent."""
+def read_members() -> list[tuple[str, list[bytes]]]:
+    """(id, photos) of every member, in the order of their first ``image`` part: parts with the same
+    filename are one member's photos."""
     if (request.mimetype or "").lower() != "multipart/form-data":
         raise MalformedUpload(
-            f"Send the photos as multipart/form-data: one field '{FIELD}' per photo, its filename being the photo's id."
+            f"Send the photos as multipart/form-data: one field '{FIELD}' per photo, its filename being the member's "
+            "id (several photos of one member under the same id)."
         )
     try:
         parts = request.files.getlist(FIELD)
@@ -103,19 +108,21 @@ def read_images() -> list[tuple[str, bytes]]:
     except BadRequest as exc:
         raise MalformedUpload(f"The multipart body could not be read. Send each photo as a field '{FIELD}'.") from exc
     if unnamed:
-        raise MalformedUpload(f"Each '{FIELD}' part needs a filename: it is the photo's id in the answer.")
+        raise MalformedUpload(f"Each '{FIELD}' part needs a filename: it is the member's id in the answer.")
     if not parts:
-        raise MalformedUpload(f"No photo was sent: put each in a multipart field '{FIELD}', its filename being its id.")
+        raise MalformedUpload(
+            f"No photo was sent: put each in a multipart field '{FIELD}', its filename being the member's id."
+        )
     limit = int(current_app.config["BULK_MAX_IMAGES"])
     if len(parts) > limit:
         for part in parts:
             part.close()
         raise TooManyImages(limit, len(parts))
-    images = []
+    members: dict[str, list[bytes]] = {}
     for part in parts:
-        images.append((part.filename or "", part.read()))
+        members.setdefault(part.filename or "", []).append(part.read())
         part.close()
-    return images
+    return list(members.items())
 
 
 class TooManyImages(MalformedUpload):
@@ -128,17 +135,32 @@ class TooManyImages(MalformedUpload):
 
 @bulk.post("/bulk")
 def check_many():
-    """Many photos in, one answer per photo out, in order; nothing about them is kept."""
+    """Many members' photos in, one answer per member out, in order; nothing about them is kept."""
     state = _state()
-    images = read_images()
+    members = read_members()
     checker = state.checker
     results = []
-    for number, (photo_id, data) in enumerate(images):
-        images[number] = (photo_id, b"")  # drop each photo as soon as it is answered
-        answer = checked(state, data, evidence=True)  # a photo at a time: single checks take turns with it
-        del data
-        results.append({"id": photo_id, **answer})
+    for number, (member_id, photos) in enumerate(members):
+        members[number] = (member_id, [])  # drop each member's photos as soon as they are answered
+        # A member at a time: single checks take turns with it.
+        too_many = len(photos) > MAX_PHOTOS
+        answer = _too_many_photos(len(photos)) if too_many else checked(state, photos, evidence=True)
+        del photos
+        results.append({"id": member_id, **answer})
     return jsonify({"index": checker.index.describe(), "results": results})
+
+
+def _too_many_photos(sent: int) -> dict[str, Any]:
+    message = f"{sent} photos were sent for this member; at most {MAX_PHOTOS} are checked together. Send fewer."
+    return {
+        "faces_detected": 0,
+        "faces": [],
+        "face": None,
+        "quality": None,
+        "photos": [],
+        "results": [],
+        "error": {"code": "too_many_photos", "message": message},
+    }
 
 
 @bulk.errorhandler(TooManyImages)

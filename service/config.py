@@ -5,11 +5,23 @@ from __future__ import annotations
 DEFAULTS = {
     # The index to serve (PHOTOCHECK_INDEX).
     "INDEX": None,
-    # insightface only: where the model pack is, and where it runs.
+    # insightface only: where the model pack is.
     "MODEL_ROOT": None,
+    # Where the onnxruntime models run (auto: CUDA when onnxruntime-gpu has a GPU, else the CPU).
     "DEVICE": "auto",
+    # What runs the dlib embedder's ResNet: onnx (onnxruntime) or dlib (dlib's own code); the same model.
+    "DLIB_RUNTIME": "onnx",
+    # dlib's HOG detector: the longest side the photo is downscaled to, and how often it is upsampled
+    # (unset: the embedder's defaults, chosen with bench/detection.py; see docs/speed.md).
+    "DLIB_DETECT_SIZE": None,
+    "DLIB_UPSAMPLE": None,
+    # CPU threads of each worker's onnxruntime sessions (0: onnxruntime's choice, one per core).
+    "MODEL_THREADS": 0,
     # Uploads: bytes on the wire, and pixels once decoded.
     "MAX_UPLOAD_MB": 15,
+    # A check of several photos of one person: all its photos together (each within MAX_UPLOAD_MB). Every
+    # thread of a worker may hold one request's body while it arrives: this bounds that memory.
+    "MAX_CHECK_MB": 40,
     "MAX_PIXELS": 50_000_000,
     # Per-client rate limit of the check API, in flask-limiter's syntax.
     "RATE_LIMIT": "60/minute",

@@ -42,7 +42,7 @@ ENDPOINTS = {
 }
 STATUSES = {200, 204, 304, 400, 401, 403, 404, 405, 408, 409, 413, 415, 422, 429, 500, 503}
 STAGES = ("queue", "decode", "detect", "embed", "search")
-#: Seconds: a check takes about half a second on one core, a bulk request up to a minute.
+#: Seconds: a check takes about a tenth of a second on one core (docs/speed.md), a bulk request up to a minute.
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0, 60.0)
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from indexer.template import MAX_PHOTOS
+
 BOX = {
     "type": "array",
     "items": {"type": "integer"},
@@ -31,6 +33,11 @@ ERROR = {
         "faces_detected": {"type": "integer", "minimum": 0},
         "faces": {"type": "array", "items": {"$ref": "#/components/schemas/Face"}},
         "max_images": {"type": "integer", "description": "With too_many_images: the most photos a bulk request takes."},
+        "photos": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/Photo"},
+            "description": "A check's photos, in order: what was found in each, and each one's own error.",
+        },
     },
 }
 
@@ -71,25 +78,72 @@ INDEX = {
     "additionalProperties": False,
 }
 
+FACE_USED = {
+    "type": "object",
+    "required": ["number", "box", "quality"],
+    "properties": {
+        "number": {"type": "integer", "minimum": 0},
+        "box": BOX,
+        "quality": {
+            "type": "string",
+            "enum": ["good", "low"],
+            "description": "low: the face is small or blurred, so a 'no_match' is less certain.",
+        },
+    },
+    "additionalProperties": False,
+}
+
+PHOTO_ERROR = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+    "additionalProperties": False,
+}
+
+PHOTO = {
+    "type": "object",
+    "description": "One of the photos sent, in the order sent: its faces, the face used, or why it was not used.",
+    "required": ["faces_detected", "faces", "face", "error"],
+    "properties": {
+        "faces_detected": {"type": "integer", "minimum": 0},
+        "faces": {"type": "array", "items": {"$ref": "#/components/schemas/Face"}},
+        "face": {"oneOf": [{"type": "null"}, FACE_USED]},
+        "error": {
+            "oneOf": [{"type": "null"}, PHOTO_ERROR],
+            "description": "Why this photo was not used (no_face, same_photo, ...); the other photos were.",
+        },
+        "differs_from": {
+            "type": "array",
+            "items": {"type": "integer", "minimum": 0},
+            "description": "With not_same_person: the photos (numbered from 0) this one does not look like.",
+        },
+    },
+    "additionalProperties": False,
+}
+
+QUALITY = {
+    "type": ["string", "null"],
+    "enum": ["good", "low", None],
+    "description": (
+        "How the answer judged the faces: low when at least half of the photos used are small or blurred "
+        "(for one photo, its face's quality), so a 'no_match' is less certain; null without an answer."
+    ),
+}
+
 CHECK = {
     "type": "object",
-    "required": ["faces_detected", "faces", "face", "results", "error", "index"],
+    "required": ["faces_detected", "faces", "face", "quality", "photos", "results", "error", "index"],
     "properties": {
-        "faces_detected": {"type": "integer", "minimum": 1},
+        "faces_detected": {"type": "integer", "minimum": 1, "description": "In the first photo used."},
         "faces": {"type": "array", "items": {"$ref": "#/components/schemas/Face"}},
-        "face": {
-            "type": "object",
-            "required": ["number", "box", "quality"],
-            "properties": {
-                "number": {"type": "integer", "minimum": 0},
-                "box": BOX,
-                "quality": {
-                    "type": "string",
-                    "enum": ["good", "low"],
-                    "description": "low: the face is small or blurred, so a 'no_match' is less certain.",
-                },
-            },
-            "additionalProperties": False,
+        "face": {**FACE_USED, "description": "The face used in the first photo used."},
+        "quality": QUALITY,
+        "photos": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/Photo"},
+            "minItems": 1,
+            "maxItems": MAX_PHOTOS,
+            "description": "Each photo sent, in order. The photos used were searched together, as one person.",
         },
         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
         "error": {"type": "null"},
@@ -314,7 +368,7 @@ EMBEDDING_ANSWER = {
         "face": {
             "type": "object",
             "required": ["quality"],
-            "properties": {"quality": CHECK["properties"]["face"]["properties"]["quality"]},
+            "properties": {"quality": FACE_USED["properties"]["quality"]},
             "additionalProperties": False,
         },
         "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
@@ -418,24 +472,25 @@ BULK_RESULT = {
 
 BULK_ITEM = {
     "type": "object",
-    "required": ["id", "faces_detected", "faces", "face", "results", "error"],
+    "required": ["id", "faces_detected", "faces", "face", "quality", "photos", "results", "error"],
     "properties": {
-        "id": {"type": "string", "description": "The filename of the photo's multipart part."},
+        "id": {"type": "string", "description": "The member's id: the filename of their photos' multipart parts."},
         "faces_detected": {"type": "integer", "minimum": 0},
         "faces": {"type": "array", "items": {"$ref": "#/components/schemas/Face"}},
-        "face": {"oneOf": [{"type": "null"}, CHECK["properties"]["face"]]},
+        "face": {"oneOf": [{"type": "null"}, FACE_USED]},
+        "quality": QUALITY,
+        "photos": {
+            "type": "array",
+            "items": {"$ref": "#/components/schemas/Photo"},
+            "description": "The member's photos, in the order sent (empty with too_many_photos).",
+        },
         "results": {"type": "array", "items": {"$ref": "#/components/schemas/BulkResult"}},
         "error": {
-            "oneOf": [
-                {"type": "null"},
-                {
-                    "type": "object",
-                    "required": ["code", "message"],
-                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                    "additionalProperties": False,
-                },
-            ],
-            "description": "This photo's own error (no face, not an image...); the other photos are answered.",
+            "oneOf": [{"type": "null"}, PHOTO_ERROR],
+            "description": (
+                "This member's own error (no face, not an image, not_same_person, too_many_photos...); the other "
+                "members are answered."
+            ),
         },
     },
     "additionalProperties": False,
@@ -468,6 +523,7 @@ def _error(description: str) -> dict[str, Any]:
 
 def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
     limit_mb = config.get("MAX_UPLOAD_MB", 15)
+    check_mb = config.get("MAX_CHECK_MB", 40)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -482,7 +538,13 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
             "/api/v1/check": {
                 "post": {
                     "operationId": "check",
-                    "summary": "Check one photo against every dataset in the index",
+                    "summary": "Check 1 to 5 photos of one person against every dataset in the index",
+                    "description": (
+                        "Several photos of one person (each a multipart field 'image') are searched together and "
+                        "get one answer, surer than any one photo gives; photos that do not look like one person "
+                        "are refused (not_same_person). Each photo may have up to "
+                        f"{limit_mb} MB; the rate limit counts photos."
+                    ),
                     "parameters": [
                         {
                             "name": "face",
@@ -500,11 +562,20 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                                     "type": "object",
                                     "required": ["image"],
                                     "properties": {
-                                        "image": {"type": "string", "format": "binary"},
+                                        "image": {
+                                            "type": "array",
+                                            "items": {"type": "string", "format": "binary"},
+                                            "minItems": 1,
+                                            "maxItems": MAX_PHOTOS,
+                                            "description": "1 to 5 photos of one person, one field each.",
+                                        },
                                         "face": {
-                                            "type": "integer",
-                                            "minimum": 0,
-                                            "description": "0 = the largest face",
+                                            "type": "string",
+                                            "pattern": "^[0-9]+(,[0-9]+)*$",
+                                            "description": (
+                                                "Which face to check, numbered from 0 (the largest): one number "
+                                                "for every photo, or one per photo in their order (1,0,2)."
+                                            ),
                                         },
                                     },
                                 }
@@ -514,11 +585,19 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                     },
                     "responses": {
                         "200": _json("CheckAnswer", "Per dataset, a verdict and a confidence."),
-                        "400": _error("Malformed request, or an image that cannot be read."),
-                        "413": _error(f"Upload over {limit_mb} MB, or an image with too many pixels."),
+                        "400": _error(
+                            "Malformed request, an image that cannot be read, or more than 5 photos (too_many_photos)."
+                        ),
+                        "413": _error(
+                            f"A photo over {limit_mb} MB, photos over {check_mb} MB together, or an image with "
+                            "too many pixels."
+                        ),
                         "415": _error("Not an image format photocheck reads (PDF, SVG, ...)."),
                         "403": _error(FOREIGN_ORIGIN),
-                        "422": _error("No face, a face too small to judge, or no such face number."),
+                        "422": _error(
+                            "No face, a face too small to judge, or no such face number; with several photos, none "
+                            "usable (no_usable_photo) or not one person (not_same_person)."
+                        ),
                         "429": _error("Rate limit reached; see the Retry-After header."),
                         "503": _error("The index is not loaded yet."),
                     },
@@ -558,8 +637,9 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                     "summary": "Check many photos at once (API key needed)",
                     "description": (
                         "For organisations checking their members' photos, with their consent. Each photo is a "
-                        "multipart field 'image' whose filename is its id; the answer holds one result per photo, "
-                        "in the order sent, each with its own error if it could not be checked. Datasets added "
+                        "multipart field 'image' whose filename is its member's id; a member's photos (up to 5, "
+                        "under the same id) are checked together as one person. The answer holds one result per "
+                        "member, in the order sent, each with its own error if it could not be checked. Datasets added "
                         "with --evidence also name the matched entries' sources. Each key has its own rate limit, "
                         "counted in requests."
                     ),
@@ -584,7 +664,7 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "200": _json("BulkAnswer", "One answer per photo, in the order sent."),
+                        "200": _json("BulkAnswer", "One answer per member, in the order sent."),
                         "400": _error(
                             "Malformed request: no photo, not multipart, a part without a filename, or more than "
                             f"{config.get('BULK_MAX_IMAGES', 20)} photos (too_many_images, with max_images)."
@@ -661,6 +741,7 @@ def openapi_document(config: dict[str, Any]) -> dict[str, Any]:
                 "Result": RESULT,
                 "Index": INDEX,
                 "CheckAnswer": CHECK,
+                "Photo": PHOTO,
                 "EmbeddingRequest": EMBEDDING_REQUEST,
                 "EmbeddingAnswer": EMBEDDING_ANSWER,
                 "Dataset": DATASET,

@@ -40,9 +40,16 @@ class ServiceState:
         faiss.omp_set_num_threads(1)
         try:
             index = LoadedIndex(index_dir)
-            embedder = embedder_for_index(
-                index, device=config.get("DEVICE", "auto"), model_root=config.get("MODEL_ROOT")
-            )
+            options = {
+                "device": config.get("DEVICE", "auto"),
+                "model_root": config.get("MODEL_ROOT"),
+                "runtime": config.get("DLIB_RUNTIME", "onnx"),
+                "threads": int(config.get("MODEL_THREADS") or 0),
+            }
+            if index.embedder_description["name"] == "dlib":  # insightface's detect_size means another thing
+                options["detect_size"] = config.get("DLIB_DETECT_SIZE")
+                options["upsample"] = config.get("DLIB_UPSAMPLE")
+            embedder = embedder_for_index(index, **options)
             checker = Checker(index, embedder, max_pixels=int(config["MAX_PIXELS"]))
             checker.warm_up()
         except PhotocheckError as exc:

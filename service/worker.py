@@ -1,7 +1,7 @@
 """The gunicorn worker `photocheck serve` runs: gunicorn's threaded worker, with a deadline for
 receiving each request.
 
-Why threads: a check is CPU-bound (about half a second of one core), but receiving an upload is not,
+Why threads: a check is CPU-bound (about a tenth of a second of one core), but receiving an upload is not,
 and a sync worker spends the whole upload waiting on one client: two clients trickling a body one
 byte every few seconds took both sync workers, and nobody else got an answer. Here each worker
 process receives requests on ``threads`` threads (``PHOTOCHECK_THREADS``) and runs at most one check

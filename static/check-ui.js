@@ -44,14 +44,35 @@ export const DEFAULT_STRINGS = {
 
   photoAlt: "The photo you chose",
   photoAltFaces: "The photo you chose, with the faces found outlined",
+  photoAltNumbered: "Photo {number} you chose",
+  photoTitle: "Photo {number}",
   previewUnavailable: "This browser cannot show this photo, but it can still be checked.",
 
   checking: "Checking your photo…",
+  checkingPhotos: "Checking your {count} photos together…",
   checkingFace: "Checking face {number}…",
   checked: "Done: the results for {count} datasets are below.",
   checkedOne: "Done: the result for {count} dataset is below.",
   checkedFaceOfMany: "{count} faces were found; this is face {number}. You can pick another one.",
+  checkedTogether: "{photos} photos of you were checked together, for one surer answer.",
   checkFailed: "The photo could not be checked.",
+
+  addPhoto: "Add another photo of yourself (up to 5)",
+  addPhotoHint: "More photos, surer answer. Use photos of you (in a group photo, pick your face).",
+  morePhotosSurer:
+    "One photo can only say so much: more photos of you give a surer answer. Add another photo of yourself " +
+    "(up to 5) and they are checked together.",
+  morePhotosOnDevice:
+    "More photos of you give a surer answer. On this device one photo is checked at a time: to check up to " +
+    "5 together, choose “On this service”.",
+  onDeviceOnePhoto:
+    "On this device one photo is checked at a time. To check your photos together, choose “On this service”, " +
+    "or remove all but one.",
+  removePhoto: "Remove this photo",
+  removePhotoLabel: "Remove photo {number}",
+  photoNotUsed: "This photo was not used: {message}",
+  photoDiffers: "This does not look like the person in {photos}.",
+  photoNumber: "photo {number}",
 
   facesLegend: "{count} faces were found. Which one is you?",
   faceLabel: "Face {number}",
@@ -108,6 +129,10 @@ const VERDICTS = {
 };
 
 let mountCount = 0;
+let cardCount = 0;
+
+/** The most photos of one person checked together (indexer/template.py's MAX_PHOTOS). */
+const MAX_PHOTOS = 5;
 
 /**
  * Render the check UI into `root` and return a handle whose `destroy()` stops the camera,
@@ -121,15 +146,13 @@ let mountCount = 0;
  * options.lookup       false to leave out the "Search by Flickr account" tab
  * options.mode         "upload" (default) or "on-device": where the face is found and described first
  */
-export function mountCheck(root, options = {}) {
-  const strings = { ...DEFAULT_STRINGS, ...options.strings };
-  const apiBase = String(options.apiBase ?? "").replace(/\/+$/, "");
-  const privacyUrl = options.privacyUrl ?? `${apiBase}/privacy`;
-  const level = Math.min(Math.max(Number(options.headingLevel) || 2, 1), 5);
-  const doc = root.ownerDocument ?? document;
-  const uid = `pc-${++mountCount}`;
+/**
+ * What the page's modules build with: an element builder, the strings (with {name} values and a
+ * "<key>One" form for a count of one), headings from ``level`` down, links that open a new tab, and
+ * the guards for what the index and the API send. mountCheck and the /next-steps page share it.
+ */
+export function createKit(doc, strings, level = 2) {
   const numbers = new Intl.NumberFormat(strings.locale);
-
   const t = (key, values = {}) =>
     String(strings[key] ?? key).replace(/\{(\w+)\}/g, (whole, name) => (name in values ? values[name] : whole));
   // Picks "<key>One" for a count of one, when the strings have it.
@@ -160,22 +183,43 @@ export function mountCheck(root, options = {}) {
       h("span", { class: "pc-visually-hidden", text: ` ${t("newTab")}` }),
     );
 
+  // Only web links from the index become links: a javascript: URL there must not run here.
+  function webUrl(value) {
+    if (!value) return null;
+    try {
+      const url = new URL(value);
+      return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async function readJson(response) {
+    try {
+      return await response.json();
+    } catch {
+      return null;
+    }
+  }
+
+  return { h, t, tc, heading, outLink, webUrl, readJson, doc, strings, numbers };
+}
+
+export function mountCheck(root, options = {}) {
+  const strings = { ...DEFAULT_STRINGS, ...options.strings };
+  const apiBase = String(options.apiBase ?? "").replace(/\/+$/, "");
+  const privacyUrl = options.privacyUrl ?? `${apiBase}/privacy`;
+  const level = Math.min(Math.max(Number(options.headingLevel) || 2, 1), 5);
+  const doc = root.ownerDocument ?? document;
+  const uid = `pc-${++mountCount}`;
   // What the modules beside this one build with (next-steps.js, catalog-view.js, lookup.js).
   const kit = {
-    h,
-    t,
-    tc,
-    heading,
-    outLink,
-    webUrl,
+    ...createKit(doc, strings, level),
     percent,
-    readJson,
-    doc,
-    strings,
-    numbers,
     api: (path, init) => apiFetch(path, init),
     loadDatasets: () => loadDatasets(),
   };
+  const { h, t, tc, heading, outLink, webUrl, readJson, numbers } = kit;
   kit.loadCatalog = catalogLoader(kit);
   const nextSteps = createNextSteps(kit, { id: `${uid}-next` });
   const undisclosed = createUndisclosed(kit, { id: `${uid}-undisclosed` });
@@ -215,7 +259,7 @@ export function mountCheck(root, options = {}) {
     uid,
     mode: options.mode,
     locale: strings.locale,
-    onFallback: () => state.photo && runCheck(state.face),
+    onFallback: () => state.photos.length && runCheck(),
   });
 
   const video = h("video", {
@@ -245,19 +289,13 @@ export function mountCheck(root, options = {}) {
   const alertHint = h("p", { class: "pc-alert-hint", hidden: true });
   const alertBox = h("div", { class: "pc-alert", role: "alert", hidden: true }, alertMessage, alertHint);
 
-  const photo = h("img", { class: "pc-img", alt: t("photoAlt") });
-  const boxes = h("div", { class: "pc-boxes", "aria-hidden": "true" });
-  const photoFrame = h("div", { class: "pc-photo" }, photo, boxes);
-  const previewNote = h("p", { class: "pc-preview-note", hidden: true, text: t("previewUnavailable") });
-  const facesLegend = h("p", { class: "pc-faces-legend", id: `${uid}-faces` });
-  const faceButtons = h("div", { class: "pc-face-buttons" });
-  const facePicker = h(
-    "div",
-    { class: "pc-faces", role: "group", "aria-labelledby": `${uid}-faces`, hidden: true },
-    facesLegend,
-    faceButtons,
-  );
-  const photoArea = h("div", { class: "pc-photo-area", hidden: true }, photoFrame, previewNote, facePicker);
+  // The photos of the person, each in its own card (its faces outlined, its own face choice), and a
+  // button to add another: up to MAX_PHOTOS are checked together, for one surer answer.
+  const photoList = h("ol", { class: "pc-photos" });
+  const addButton = h("button", { type: "button", class: "pc-button pc-add-photo", text: t("addPhoto") });
+  const addHint = h("p", { class: "pc-add-hint" });
+  const addArea = h("div", { class: "pc-add", hidden: true }, addButton, addHint);
+  const photoArea = h("div", { class: "pc-photo-area", hidden: true }, photoList, addArea);
 
   const resultList = h("ul", { class: "pc-result-list" });
   const qualityNote = h("p", { class: "pc-quality-note", role: "note", hidden: true, text: t("lowQuality") });
@@ -320,9 +358,9 @@ export function mountCheck(root, options = {}) {
   // ---- state ---------------------------------------------------------------------------------
 
   const state = {
-    photo: null, // { blob, url, size: Promise<{width, height} | null> }
-    faces: [],
-    face: null,
+    // Each: { blob, url, size: Promise<{width, height} | null>, card, faces, face (the number chosen, or null) }
+    photos: [],
+    adding: false, // the file chooser was opened by "Add another photo"
     request: null, // the AbortController of the check in flight
     stream: null,
     datasets: null, // Promise of the /datasets answer, dropped again if it failed
@@ -354,27 +392,8 @@ export function mountCheck(root, options = {}) {
     return new Intl.NumberFormat(strings.locale, { style: "percent" }).format(value);
   }
 
-  // Only web links from the index become links: a javascript: URL there must not run here.
-  function webUrl(value) {
-    if (!value) return null;
-    try {
-      const url = new URL(value);
-      return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
-    } catch {
-      return null;
-    }
-  }
-
   const apiFetch = (path, init = {}) =>
     fetch(`${apiBase}${path}`, { credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer", ...init });
-
-  async function readJson(response) {
-    try {
-      return await response.json();
-    } catch {
-      return null;
-    }
-  }
 
   // ---- the datasets --------------------------------------------------------------------------
 
@@ -440,31 +459,104 @@ export function mountCheck(root, options = {}) {
   function usePhoto(blob) {
     if (!blob) return;
     forgetPhoto();
+    addPhoto(blob);
+  }
+
+  function addPhoto(blob) {
+    if (!blob || state.photos.length >= MAX_PHOTOS) return;
     const url = URL.createObjectURL(blob);
-    photo.alt = t("photoAlt");
-    photo.src = url;
+    const entry = { blob, url, size: null, card: null, faces: [], face: null };
+    entry.card = createCard(entry);
+    entry.card.img.src = url;
     // Boxes are placed in the photo's own pixels, so they wait for its size; a format this
     // browser cannot show (HEIC in most) still gets checked, just without a preview.
-    const size = photo
+    entry.size = entry.card.img
       .decode()
-      .then(() => ({ width: photo.naturalWidth, height: photo.naturalHeight }))
+      .then(() => ({ width: entry.card.img.naturalWidth, height: entry.card.img.naturalHeight }))
       .catch(() => null);
-    state.photo = { blob, url, size };
+    state.photos.push(entry);
+    photoList.append(entry.card.element);
     photoArea.hidden = false;
-    photoFrame.hidden = false;
-    size.then((natural) => {
-      if (state.photo?.url !== url) return;
+    renumber();
+    entry.size.then((natural) => {
+      const { frame } = entry.card;
       if (natural) {
         // The frame takes the photo's proportions, so boxes in percent stay on the faces at any size.
-        photoFrame.style.setProperty("--pc-ratio", `${natural.width} / ${natural.height}`);
-        photoFrame.style.setProperty("--pc-aspect", String(natural.width / natural.height));
-        photoFrame.style.setProperty("--pc-natural-width", `${natural.width}px`);
+        frame.style.setProperty("--pc-ratio", `${natural.width} / ${natural.height}`);
+        frame.style.setProperty("--pc-aspect", String(natural.width / natural.height));
+        frame.style.setProperty("--pc-natural-width", `${natural.width}px`);
       } else {
-        photoFrame.hidden = true;
-        photoArea.hidden = facePicker.hidden && previewNote.hidden;
+        frame.hidden = true;
       }
     });
-    runCheck(null);
+    runCheck();
+  }
+
+  function createCard(entry) {
+    const legendId = `${uid}-faces-${++cardCount}`;
+    const img = h("img", { class: "pc-img", alt: t("photoAlt") });
+    const boxes = h("div", { class: "pc-boxes", "aria-hidden": "true" });
+    const frame = h("div", { class: "pc-photo" }, img, boxes);
+    const previewNote = h("p", { class: "pc-preview-note", hidden: true, text: t("previewUnavailable") });
+    const legend = h("p", { class: "pc-faces-legend", id: legendId });
+    const buttons = h("div", { class: "pc-face-buttons" });
+    const picker = h(
+      "div",
+      { class: "pc-faces", role: "group", "aria-labelledby": legendId, hidden: true },
+      legend,
+      buttons,
+    );
+    const title = h("p", { class: "pc-photo-title", hidden: true });
+    const note = h("p", { class: "pc-photo-note", hidden: true });
+    const remove = h("button", {
+      type: "button",
+      class: "pc-button pc-remove-photo",
+      hidden: true,
+      text: t("removePhoto"),
+    });
+    remove.addEventListener("click", () => removePhoto(entry));
+    const element = h("li", { class: "pc-photo-card" }, title, frame, previewNote, picker, note, remove);
+    return { element, img, boxes, frame, previewNote, legend, buttons, picker, title, note, remove };
+  }
+
+  // Titles, alternative texts and remove buttons follow the photos' order (the API names them by it).
+  function renumber() {
+    const several = state.photos.length > 1;
+    state.photos.forEach((entry, index) => {
+      const number = numbers.format(index + 1);
+      const { card } = entry;
+      card.title.textContent = t("photoTitle", { number });
+      card.title.hidden = !several;
+      card.remove.hidden = !several;
+      card.remove.setAttribute("aria-label", t("removePhotoLabel", { number }));
+      if (!entry.faces.length) card.img.alt = several ? t("photoAltNumbered", { number }) : t("photoAlt");
+    });
+    updateAddArea();
+  }
+
+  function removePhoto(entry) {
+    if (!state.photos.includes(entry)) return;
+    if (state.photos.length === 1) {
+      forgetPhoto();
+      return;
+    }
+    const index = state.photos.indexOf(entry);
+    state.photos.splice(index, 1);
+    URL.revokeObjectURL(entry.url);
+    entry.card.element.remove();
+    renumber();
+    // Keyboard focus goes to the next photo's remove button, or, with one photo left, to "Add another photo".
+    if (state.photos.length > 1) state.photos[Math.min(index, state.photos.length - 1)].card.remove.focus();
+    else addButton.focus();
+    runCheck();
+  }
+
+  function updateAddArea(answered = !resultsArea.hidden) {
+    const count = state.photos.length;
+    addArea.hidden = count === 0 || count >= MAX_PHOTOS;
+    addButton.hidden = onDevice.active;
+    if (onDevice.active) addHint.textContent = t("morePhotosOnDevice");
+    else addHint.textContent = count === 1 && answered ? t("morePhotosSurer") : t("addPhotoHint");
   }
 
   function forgetPhoto() {
@@ -472,31 +564,25 @@ export function mountCheck(root, options = {}) {
     state.request = null;
     container.classList.remove("pc-busy");
     resultsArea.removeAttribute("aria-busy");
-    if (state.photo) URL.revokeObjectURL(state.photo.url);
-    state.photo = null;
+    for (const entry of state.photos) URL.revokeObjectURL(entry.url);
+    state.photos = [];
     onDevice.forget();
-    state.faces = [];
-    state.face = null;
-    photo.removeAttribute("src");
-    boxes.replaceChildren();
-    faceButtons.replaceChildren();
-    facePicker.hidden = true;
-    previewNote.hidden = true;
+    photoList.replaceChildren();
     photoArea.hidden = true;
+    addArea.hidden = true;
     resultsArea.hidden = true;
     resultList.replaceChildren();
     nextSteps.clear();
     clearAlert();
   }
 
-  async function drawFaces(faces, chosen) {
-    const current = state.photo;
-    const natural = await current?.size;
-    if (state.photo !== current) return;
+  async function drawFaces(entry, faces, chosen) {
+    const natural = await entry.size;
+    if (!state.photos.includes(entry)) return;
+    const { boxes, img, previewNote } = entry.card;
     boxes.replaceChildren();
     if (!natural) {
       previewNote.hidden = !faces.length;
-      if (faces.length) photoArea.hidden = false;
       return;
     }
     const clamp = (value) => Math.min(Math.max(value, 0), 100);
@@ -514,19 +600,20 @@ export function mountCheck(root, options = {}) {
       if (faces.length > 1) box.append(h("span", { class: "pc-box-number", text: String(number) }));
       boxes.append(box);
     });
-    photo.alt = faces.length ? t("photoAltFaces") : t("photoAlt");
+    if (faces.length) img.alt = t("photoAltFaces");
   }
 
-  function renderFacePicker(faces, chosen) {
+  function renderFacePicker(entry, faces, chosen) {
+    const { picker, legend, buttons } = entry.card;
     if (faces.length < 2) {
-      facePicker.hidden = true;
-      faceButtons.replaceChildren();
+      picker.hidden = true;
+      buttons.replaceChildren();
       return;
     }
-    facesLegend.textContent = t("facesLegend", { count: numbers.format(faces.length) });
+    legend.textContent = t("facesLegend", { count: numbers.format(faces.length) });
     // Same photo, same faces: update the buttons in place so keyboard focus stays where it is.
-    if (faceButtons.children.length !== faces.length) {
-      faceButtons.replaceChildren(
+    if (buttons.children.length !== faces.length) {
+      buttons.replaceChildren(
         ...faces.map((_, number) =>
           h("button", {
             type: "button",
@@ -534,42 +621,68 @@ export function mountCheck(root, options = {}) {
             "data-face": String(number),
             "aria-pressed": "false",
             text: t(number === 0 ? "faceLabelLargest" : "faceLabel", { number }), // from 0, as the API and CLI
-            onclick: () => pickFace(number),
+            onclick: () => pickFace(entry, number),
           }),
         ),
       );
     }
-    for (const button of faceButtons.children) {
+    for (const button of buttons.children) {
       button.setAttribute("aria-pressed", String(Number(button.dataset.face) === chosen));
     }
-    facePicker.hidden = false;
-    photoArea.hidden = false;
+    picker.hidden = false;
   }
 
-  function pickFace(number) {
-    if (!state.photo || number === state.face) return;
-    state.face = number;
-    renderFacePicker(state.faces, number);
-    drawFaces(state.faces, number);
-    runCheck(number);
+  function pickFace(entry, number) {
+    if (!state.photos.includes(entry) || number === entry.face) return;
+    entry.face = number;
+    renderFacePicker(entry, entry.faces, number);
+    drawFaces(entry, entry.faces, number);
+    runCheck(entry);
+  }
+
+  /** What the answer says of one photo: its faces, the face used, and why it was not used. */
+  function showPhoto(entry, record) {
+    const chosen = record?.face?.number ?? null;
+    const faces = record?.faces ?? [];
+    entry.faces = faces;
+    if (chosen != null) entry.face = chosen;
+    drawFaces(entry, faces, chosen);
+    renderFacePicker(entry, faces, chosen ?? entry.face ?? 0);
+    const { card } = entry;
+    const differs = (record?.differs_from ?? []).map((n) => t("photoNumber", { number: numbers.format(n + 1) }));
+    const note = record?.error
+      ? t("photoNotUsed", { message: record.error.message })
+      : differs.length
+        ? t("photoDiffers", { photos: differs.join(", ") })
+        : "";
+    card.note.textContent = note;
+    card.note.hidden = !note;
+    card.element.classList.toggle("pc-photo-unused", Boolean(record?.error));
+    card.element.classList.toggle("pc-photo-differs", differs.length > 0);
   }
 
   // ---- the check -----------------------------------------------------------------------------
 
-  async function runCheck(face) {
+  /** Check every photo, together. `picked`: the photo whose face was just chosen, if that is why. */
+  async function runCheck(picked = null) {
     state.request?.abort();
     const controller = new AbortController();
     state.request = controller;
     // A newer check, another photo or destroy() makes this one's answer moot.
     const superseded = () => controller.signal.aborted || state.request !== controller;
+    const photos = [...state.photos];
+    const several = photos.length > 1;
 
     const body = new FormData();
-    // A neutral name: the real file name never leaves this device.
-    body.append("image", state.photo.blob, "photo");
-    if (face != null) body.append("face", String(face));
+    // A neutral name: the real file names never leave this device.
+    for (const entry of photos) body.append("image", entry.blob, "photo");
+    if (photos.some((entry) => entry.face != null)) {
+      body.append("face", photos.map((entry) => entry.face ?? 0).join(",")); // one per photo, as the CLI's --face
+    }
 
     clearAlert();
-    say(face == null ? t("checking") : t("checkingFace", { number: face }));
+    if (several) say(t("checkingPhotos", { count: numbers.format(photos.length) }));
+    else say(picked ? t("checkingFace", { number: picked.face }) : t("checking"));
     container.classList.add("pc-busy");
     resultsArea.setAttribute("aria-busy", "true");
 
@@ -578,8 +691,13 @@ export function mountCheck(root, options = {}) {
     let info = null;
     let catalog = null;
     try {
+      if (onDevice.active && several) {
+        finish();
+        fail(t("onDeviceOnePhoto"));
+        return;
+      }
       if (onDevice.active) {
-        ({ response, answer } = await onDevice.check(state.photo.blob, face, controller.signal, say));
+        ({ response, answer } = await onDevice.check(photos[0].blob, photos[0].face, controller.signal, say));
       } else {
         response = await apiFetch("/api/v1/check", { method: "POST", body, signal: controller.signal });
         answer = await readJson(response);
@@ -597,27 +715,34 @@ export function mountCheck(root, options = {}) {
     if (superseded()) return;
     finish();
 
+    // Per photo: what was found in it (the on-device answer and older services describe one photo only).
+    const records = Array.isArray(answer?.photos)
+      ? answer.photos
+      : [{ faces: answer?.faces ?? [], face: answer?.face ?? null, error: null }];
+    photos.forEach((entry, index) => showPhoto(entry, records[index]));
+
     if (!response.ok || !answer || answer.error) {
       const error = answer?.error;
-      if (Array.isArray(answer?.faces)) drawFaces(answer.faces, null);
       // A proxy in front may answer on its own, without the API's JSON.
       const fallback = response.status === 413 ? t("errorTooLarge") : t("errorUnexpected", { status: response.status });
       fail(error?.message ?? fallback); // the API's message says what to do (a closer photo...) itself
       return;
     }
-    state.faces = answer.faces;
-    state.face = answer.face.number;
-    drawFaces(answer.faces, answer.face.number);
-    renderFacePicker(answer.faces, answer.face.number);
     renderResults(answer.results, info);
     nextSteps.show(checkFindings(answer.results, info, percent), catalog);
-    qualityNote.hidden = answer.face.quality !== "low";
+    qualityNote.hidden = (answer.quality ?? answer.face?.quality) !== "low";
+    updateAddArea(true);
     const done = tc("checked", answer.results.length);
-    const which = t("checkedFaceOfMany", {
-      count: numbers.format(answer.faces_detected),
-      number: answer.face.number,
-    });
-    say(answer.faces_detected > 1 ? `${done} ${which}` : done);
+    const used = records.filter((record) => !record.error).length;
+    if (used > 1) {
+      say(`${t("checkedTogether", { photos: numbers.format(used) })} ${done}`);
+    } else {
+      const which = t("checkedFaceOfMany", {
+        count: numbers.format(answer.faces_detected),
+        number: answer.face.number,
+      });
+      say(answer.faces_detected > 1 ? `${done} ${which}` : done);
+    }
 
     function finish() {
       state.request = null;
@@ -628,6 +753,7 @@ export function mountCheck(root, options = {}) {
 
   function fail(message) {
     resultsArea.hidden = true;
+    updateAddArea(false);
     resultList.replaceChildren();
     nextSteps.clear();
     say(t("checkFailed"));
@@ -771,11 +897,24 @@ export function mountCheck(root, options = {}) {
 
   fileInput.addEventListener("change", () => {
     const [file] = fileInput.files;
+    const adding = state.adding && state.photos.length > 0;
+    state.adding = false;
     stopCamera(false);
-    usePhoto(file);
+    if (adding) addPhoto(file);
+    else usePhoto(file);
     // Cleared so that choosing the same file again still counts as a change.
     fileInput.value = "";
   });
+  // One file input for both: "Choose a photo" starts again, "Add another photo" adds to the photos.
+  fileInput.closest("label").addEventListener("click", (event) => {
+    if (event.target !== fileInput) state.adding = false; // "Add another photo" clicks the input itself
+  });
+  fileInput.addEventListener("cancel", () => (state.adding = false));
+  addButton.addEventListener("click", () => {
+    state.adding = true;
+    fileInput.click();
+  });
+  onDevice.element.addEventListener("change", () => updateAddArea());
   selfieButton.addEventListener("click", startCamera);
   captureButton.addEventListener("click", capture);
   cancelCameraButton.addEventListener("click", () => {

@@ -3,7 +3,7 @@
 // reaches the server, so its log cannot tell which dataset a visitor looked at.
 
 import { CATALOG_STRINGS, catalogEntry, catalogLoader, createUndisclosed } from "./catalog-view.js";
-import { DEFAULT_STRINGS } from "./check-ui.js";
+import { DEFAULT_STRINGS, createKit } from "./check-ui.js";
 import { createNextSteps } from "./next-steps.js";
 
 const PAGE_STRINGS = {
@@ -20,48 +20,12 @@ const PAGE_STRINGS = {
   pageFailed: "The datasets could not be loaded. Try again in a moment.",
 };
 
-function pageKit(doc, strings) {
-  const numbers = new Intl.NumberFormat(strings.locale);
-  const t = (key, values = {}) =>
-    String(strings[key] ?? key).replace(/\{(\w+)\}/g, (whole, name) => (name in values ? values[name] : whole));
-  const tc = (key, count, values = {}) =>
-    t(count === 1 && `${key}One` in strings ? `${key}One` : key, { count: numbers.format(count), ...values });
-  function h(tag, attrs = {}, ...children) {
-    const el = doc.createElement(tag);
-    for (const [name, value] of Object.entries(attrs)) {
-      if (value === false || value == null) continue;
-      if (name === "class") el.className = value;
-      else if (name === "text") el.textContent = value;
-      else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
-      else el.setAttribute(name, value === true ? "" : value);
-    }
-    el.append(...children.flat().filter((child) => child != null && child !== false));
-    return el;
-  }
-  const heading = (depth, attrs, text) => h(`h${Math.min(2 + depth, 6)}`, { ...attrs, text });
-  const outLink = (href, text, attrs = {}) =>
-    h(
-      "a",
-      { ...attrs, href, target: "_blank", rel: "noopener noreferrer" },
-      text,
-      h("span", { class: "pc-visually-hidden", text: ` ${t("newTab")}` }),
-    );
-  const webUrl = (value) => {
-    try {
-      const url = new URL(value);
-      return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
-    } catch {
-      return null;
-    }
-  };
-  const api = (path, init = {}) =>
-    fetch(path, { credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer", ...init });
-  const readJson = (response) => response.json().catch(() => null);
-  return { h, t, tc, heading, outLink, webUrl, api, readJson, doc, strings, numbers };
-}
-
 async function main(root) {
-  const kit = pageKit(document, PAGE_STRINGS);
+  const kit = {
+    ...createKit(document, PAGE_STRINGS),
+    api: (path, init = {}) =>
+      fetch(path, { credentials: "omit", cache: "no-store", referrerPolicy: "no-referrer", ...init }),
+  };
   const { h, t } = kit;
   kit.loadCatalog = catalogLoader(kit);
   const nextSteps = createNextSteps(kit, { id: "next" });

@@ -42,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 FACES = ROOT.parent / "shared" / "faces"
+LFW = ROOT.parent / "shared" / "lfw" / "images"
 BIN = Path(sys.executable).parent
 
 #: Commands not run, by how they start, and why (the suite covers what they do elsewhere).
@@ -206,7 +207,35 @@ def prepare(workdir: Path) -> None:
     shutil.copy(FACES / "people" / "obama" / "obama4.jpg", workdir / "obama4.jpg")
     shutil.copy(FACES / "people" / "alex_lacamoire" / "img1.jpg", workdir / "alex_lacamoire.jpg")
     shutil.copy(FACES / "groups" / "kit_with_rose.jpg", workdir / "kit_with_rose.jpg")
+    shutil.copy(FACES / "groups" / "obama_and_biden.jpg", workdir / "obama_and_biden.jpg")
     (workdir / "paper.pdf").write_bytes(b"%PDF-1.5\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n")
+    _sample_sets(workdir)
+
+
+def _sample_sets(workdir: Path) -> None:
+    """Small samples laid out as FFHQ, MegaFace and CelebA ship, of LFW photos, with made-up Flickr ids."""
+    from test_layouts import make_celeba, make_ffhq, make_megaface
+
+    def lfw(name: str, number: int) -> Path:
+        return LFW / name / f"{name}_{number:04d}.jpg"
+
+    make_ffhq(
+        workdir / "ffhq",
+        [
+            ("https://www.flickr.com/photos/jeremyfrumkin/1133484654/", "Jeremy Frumkin", lfw("Aaron_Peirsol", 1)),
+            ("https://www.flickr.com/photos/12345678@N00/2000000001/", "Me Myself", lfw("Al_Gore", 1)),
+            ("https://www.flickr.com/photos/99999999@N01/3000000001/", "Someone Else", lfw("Bill_Gates", 1)),
+        ],
+    )
+    make_megaface(
+        workdir / "megaface",
+        {
+            "FlickrFinal2/123/12345678@N00/8032652775_0.jpg": lfw("Aaron_Peirsol", 2),
+            "FlickrFinal2/123/12345678@N00/8032652776_0.jpg": lfw("Aaron_Peirsol", 3),
+            "FlickrFinal2/876/87654321@N05/4811548600_0.jpg": lfw("Al_Gore", 2),
+        },
+    )
+    make_celeba(workdir / "celeba", [lfw("Adrien_Brody", 1), lfw("Adrien_Brody", 2)])
 
 
 def _free_port() -> int:
@@ -227,14 +256,14 @@ class Runner:
             "PYTHONUNBUFFERED": "1",
             "COLUMNS": "100",
         }
-        self.port: int | None = None
-        self.server: subprocess.Popen | None = None
+        #: README port -> (free port here, server); a server is started by `photocheck serve ... &`
+        self.servers: dict[int, tuple[int, subprocess.Popen]] = {}
 
     def command_line(self, text: str) -> str:
         if text == ". .venv/bin/activate":  # this environment's bin is first on PATH already
             return "true"
-        if self.port is not None:
-            text = text.replace("127.0.0.1:8000", f"127.0.0.1:{self.port}")
+        for shown, (port, _) in self.servers.items():
+            text = text.replace(f"127.0.0.1:{shown}", f"127.0.0.1:{port}")
         return text
 
     def run(self, command: Command) -> tuple[str, bool]:
@@ -244,6 +273,8 @@ class Runner:
             return self._start_server(text[:-1].strip()), True
         if text == "make demo":
             return self._make_demo(), False
+        if "@embedding.json" in text and not (self.workdir / "embedding.json").exists():
+            self._write_embedding()
         result = subprocess.run(
             ["bash", "-c", self.command_line(text)],
             cwd=self.workdir,
@@ -286,24 +317,30 @@ class Runner:
     def _start_server(self, text: str) -> str:
         if not text.startswith("photocheck serve"):
             raise ValueError(f"only `photocheck serve ... &` runs in the background, not {text!r}")
-        self.port = _free_port()
-        log = self.workdir / "server.log"
+        given = re.search(r"\s--port[ =](\d+)", text)
+        shown = int(given.group(1)) if given else 8000
+        if given:
+            text = text[: given.start()] + text[given.end() :]
+        self._stop(shown)
+        port = _free_port()
+        log = self.workdir / f"server-{shown}.log"
         with open(log, "wb") as out:
-            self.server = subprocess.Popen(
-                ["bash", "-c", f"exec {text} --port {self.port}"],
+            server = subprocess.Popen(
+                ["bash", "-c", f"exec {text} --port {port}"],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
+        self.servers[shown] = (port, server)
         deadline = time.monotonic() + 180
         import requests
 
         while time.monotonic() < deadline:
-            if self.server.poll() is not None:
+            if server.poll() is not None:
                 break
             try:
-                if requests.get(f"http://127.0.0.1:{self.port}/readyz", timeout=2).ok:
+                if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2).ok:
                     break
             except requests.RequestException:
                 pass
@@ -314,14 +351,36 @@ class Runner:
             time.sleep(0.3)
         return log.read_text(errors="replace")
 
-    def close(self) -> None:
-        if self.server is not None and self.server.poll() is None:
-            self.server.send_signal(signal.SIGTERM)
+    def _write_embedding(self) -> None:
+        """embedding.json, as the README describes it: the demo's Grace Hopper photo as the on-device check
+        sends it (the embedding of its face and that face's size and sharpness)."""
+        from indexer.embedders import create_embedder
+        from indexer.images import load_image
+        from indexer.quality import assess
+
+        pixels = load_image((self.workdir / "demo" / "try" / "grace_hopper_mirrored.jpg").read_bytes())
+        embedder = create_embedder("dlib")
+        face = embedder.detect(pixels)[0]
+        quality = assess(pixels, face)
+        body = {
+            "embedding": [round(float(v), 6) for v in embedder.embed(pixels, [face])[0]],
+            "face": {"size": round(quality.size, 1), "sharpness": round(quality.sharpness, 1)},
+        }
+        (self.workdir / "embedding.json").write_text(json.dumps(body))
+
+    def _stop(self, shown: int) -> None:
+        _, server = self.servers.pop(shown, (None, None))
+        if server is not None and server.poll() is None:
+            server.send_signal(signal.SIGTERM)
             try:
-                self.server.wait(timeout=30)
+                server.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
+                server.kill()
+                server.wait()
+
+    def close(self) -> None:
+        for shown in list(self.servers):
+            self._stop(shown)
 
 
 def main() -> int:

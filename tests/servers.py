@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
 import requests
 
 
@@ -129,3 +132,55 @@ def host_server(pages: dict[str, str]) -> Iterator[int]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# -- privacy: nothing written while answering -------------------------------------------------------
+
+OPENS = ("open", "openat", "openat2")
+WRITES = ("write", "pwrite64", "writev", "pwritev", "pwritev2", "ftruncate")
+MUTATING = ("creat", "rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir", "truncate")
+MUTATING += ("link", "linkat", "symlink", "symlinkat")
+STRACE_CALLS = ",".join(OPENS + WRITES + MUTATING)
+
+
+@contextlib.contextmanager
+def traced(pids: list[int], trace_file: Path) -> Iterator[Path]:
+    """`strace -f -y` of the processes (and their threads and children) while the block runs, written to
+    ``trace_file``: the calls that open, write, create, rename or remove files."""
+    if shutil.which("strace") is None:
+        pytest.fail("strace is needed for this test: apt-get install strace (.ci/run installs it)")
+    command = ["strace", "-f", "-y", "-qq", "-o", str(trace_file), "-e", f"trace={STRACE_CALLS}"]
+    tracer = subprocess.Popen(command + [arg for p in pids for arg in ("-p", str(p))], stderr=subprocess.PIPE)
+    time.sleep(1.5)  # let strace attach to every process
+    try:
+        yield trace_file
+    finally:
+        time.sleep(0.5)
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=30)
+
+
+def file_writes(trace: str) -> list[str]:
+    """The lines of an `strace -f -y` trace in which a process creates, changes or removes a file.
+
+    Writes to sockets, pipes and /dev/* are the conversation with clients, and memory: the metrics'
+    memory-mapped files live on tmpfs (/dev/shm), and grow there with ftruncate; writes to fds 1 and 2
+    are the access and error log on the standard streams (a file only because this test points them at one).
+    """
+    found = []
+    for line in trace.splitlines():
+        call = re.search(r"\b(\w+)\((.*)", line)
+        if not call:
+            continue
+        name, args = call.groups()
+        if name in MUTATING:
+            found.append(line)
+        elif name in OPENS:
+            if re.search(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC", args):
+                found.append(line)
+        elif name in WRITES:
+            target = re.match(r"(\d+)<([^>]*)>", args)
+            path = target.group(2) if target else ""
+            if target and target.group(1) not in ("1", "2") and path.startswith("/") and not path.startswith("/dev/"):
+                found.append(line)
+    return found

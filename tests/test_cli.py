@@ -101,10 +101,48 @@ def test_check_json_is_the_shared_answer_shape(cli_index: Path, tmp_path: Path):
 def test_check_text_output(cli_index: Path):
     out = run("check", "--index", str(cli_index), str(person_photos("kit_harington")[0])).stdout
     lines = out.splitlines()
-    assert lines[0].endswith("1 face; face 0 at x=681 y=108 128x127")
+    assert lines[0].endswith("1 face; face 0 at x=684 y=104 123x122")
     assert lines[1].split()[:2] == ["politicians", "no"]
     group = run("check", "--index", str(cli_index), "--face", "1", str(FACES / "groups" / "kit_with_rose.jpg")).stdout
     assert "2 faces; face 1" in group and "pick another with --face N" in group
+
+
+def test_dlib_runtime_option_gives_the_same_answer(cli_index: Path):
+    photo = str(person_photos("obama")[3])
+    default = run("check", "--index", str(cli_index), photo)
+    own = run("check", "--index", str(cli_index), "--dlib-runtime", "dlib", photo)
+    assert own.stdout == default.stdout and "politicians  match" in own.stdout
+    assert "onnxruntime: dlib_face_recognition_resnet_model_v1 runs on CPU" in default.stderr
+    assert "onnxruntime" not in own.stderr
+
+
+def test_same_person_checks_several_photos_as_one(cli_index: Path, tmp_path: Path):
+    not_a_photo = tmp_path / "notes.jpg"
+    not_a_photo.write_text("hello")
+    obama = [str(person_photos("obama")[3]), str(FACES / "edge" / "obama-240p.jpg")]
+    result = run("check", "--index", str(cli_index), "--same-person", "--json", *obama, str(not_a_photo))
+    answer = json.loads(result.stdout)  # one answer, exit 0: the photo that could not be used is left out
+    assert set(answer) == {"faces_detected", "faces", "face", "quality", "photos", "results", "error"}
+    assert [p["image"] for p in answer["photos"]] == [*obama, str(not_a_photo)]
+    assert [p["error"] and p["error"]["code"] for p in answer["photos"]] == [None, None, "unsupported_format"]
+    assert answer["photos"][0]["face"] == answer["face"] and answer["quality"] == "good"
+    assert [(r["dataset"], r["verdict"]) for r in answer["results"]] == [("politicians", "match")]
+
+    # A face per photo: Obama, and the second face of Kit Harington and Rose Leslie's photo: refused.
+    group = str(FACES / "groups" / "kit_with_rose.jpg")
+    refused = run("check", "--index", str(cli_index), "--same-person", obama[0], group, "--face", "0,1", ok=False)
+    assert refused.exit_code == 1
+    lines = refused.stdout.splitlines()
+    assert lines[1] == f"{group}: 2 faces; face 1 at x=85 y=133 73x73 (pick another with --face N)"
+    assert lines[2].startswith(
+        f"These photos do not seem to show one person: {obama[0]} and {group} (face 1) do not look like the same "
+    )
+    assert lines[2].endswith("[not_same_person]") and len(lines) == 3  # and no results
+
+    mismatch = run("check", "--index", str(cli_index), "--face", "0,1", obama[0], ok=False)
+    assert mismatch.exit_code == 2 and "2 face numbers for 1 photo:" in mismatch.stderr
+    six = run("check", "--index", str(cli_index), "--same-person", *obama * 3, ok=False)
+    assert six.exit_code == 2 and "1 to 5 photos" in six.stderr
 
 
 def test_errors_are_one_line_with_a_code(tmp_path: Path):

@@ -64,3 +64,51 @@ def test_an_embedder_without_a_fit_gets_an_assumed_model_that_says_so():
     assert described["assumed"] is True and "not fitted" in described["fitted_on"]
     model = ScoreModel(config["score_model"])
     assert model.probability(0.75, 1000, 0.5) > 0.9 and model.probability(0.2, 1000, 0.5) < 0.05
+
+
+def test_templates_of_several_photos_have_their_own_distributions(model):
+    """Three photos' template scores higher against the person's other photos, and against strangers:
+    a score that is a rare stranger's for one photo is a common one for a template."""
+    one, three = model.for_photos(1), model.for_photos(3)
+    assert one is model and three.photos == 3 and model.for_photos(9).photos == 5
+    assert three.best_impostor_quantile(0.99, 1000) > one.best_impostor_quantile(0.99, 1000)
+    genuine_median = {m.photos: m.genuine_grid[np.searchsorted(m.genuine_cumulative, 0.5)] for m in (one, three)}
+    assert genuine_median[3] > genuine_median[1] + 0.005
+    rare_stranger = one.best_impostor_quantile(0.99, 1000)
+    assert three.probability(rare_stranger, 1000, 0.5) < one.probability(rare_stranger, 1000, 0.5)
+    assert three.probability(genuine_median[3], 1000, 0.5) > 0.95
+
+
+def test_query_photos_picks_the_template_model():
+    config = default_config(DLIB)
+    scores = np.array([0.95])
+    by_photos = [confidence.confidence(scores, 1000, config, query_photos=k) for k in (1, 2, 3)]
+    assert by_photos[0] > by_photos[1] > by_photos[2]
+
+
+def test_a_model_without_template_or_level_parts_reads_as_before(model):
+    """Indexes record their score model; one written before templates answers every K as one photo."""
+    document = {k: v for k, v in shipped_score_model(DLIB["model"]).items() if k not in ("query_photos", "query_level")}
+    config = {**default_config(DLIB), "score_model": document}
+    old = ScoreModel(document)
+    assert old.for_photos(3) is old
+    scores = np.concatenate([[0.945], np.linspace(0.93, 0.88, 63)])
+    value = confidence.confidence(scores, 1000, config, query_photos=3)
+    assert (
+        value == confidence.confidence(scores, 1000, config) == pytest.approx(float(old.probability(0.945, 1000, 0.5)))
+    )
+
+
+def test_strangers_running_high_make_the_answer_humbler(model):
+    """The 5th to 20th best scores say how high this query's strangers run in this set: higher than
+    usual, and the same best score means less; lower than usual counts as usual (never surer)."""
+    config = default_config(DLIB)
+    typical = model.expected_ranked_impostors(1000, np.arange(1, 65))
+    answers = {}
+    for shift in (-0.01, 0.0, 0.02):
+        scores = np.concatenate([[0.945], typical[1:] + shift])
+        assert model.query_level(scores, 1000) == pytest.approx(shift, abs=1e-6)
+        answers[shift] = confidence.confidence(scores, 1000, config)
+    assert answers[0.02] < answers[0.0] - 0.3 and answers[-0.01] == pytest.approx(answers[0.0])
+    # A set too small to tell, or only the best score known: the plain model.
+    assert model.query_level(typical[:20], 20) is None and model.query_level(typical[:5], 1000) is None

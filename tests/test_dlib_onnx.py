@@ -9,11 +9,14 @@ import dlib
 import numpy as np
 import onnxruntime
 import pytest
-from conftest import FACES, LFW
+from conftest import FACES, LFW, copy_photos, person_photos
 
-from indexer.embedders import dlib_onnx
+from indexer.check import Checker, LoadedIndex, embedder_for_index
+from indexer.embedders import create_embedder, dlib_onnx
 from indexer.errors import ModelError, ModelMismatch, ModelNotFound
 from indexer.images import load_image
+from indexer.pipeline import build_dataset
+from indexer.store import read_manifest
 
 #: LFW photos whose chips go through both networks: every 36th of the 7,311, so 200 photos of many people.
 LFW_STRIDE = 36
@@ -79,6 +82,30 @@ def test_onnx_descriptors_equal_dlibs_own(resnet_session, dlib_models):
     assert np.abs(actual - expected).max() <= 1e-5
     # dlib does not normalise: neither does the graph (the embedder does, as before).
     assert 1.1 < np.linalg.norm(actual, axis=1).min() < np.linalg.norm(actual, axis=1).max() < 1.8
+
+
+def test_an_index_built_with_dlibs_runtime_answers_onnx_checks_alike(tmp_path, dlib_embedder):
+    """The runtime is not the model: an index built on dlib's own code takes checks made on onnxruntime,
+    with the same verdicts, confidences and boxes."""
+    own = create_embedder("dlib", runtime="dlib")
+    photos = person_photos("obama")[:2] + person_photos("biden")[:1] + person_photos("rose_leslie")[:1]
+    build_dataset(
+        tmp_path / "index", copy_photos(photos, tmp_path / "set"), dataset="set", embedder=own, progress=False
+    )
+    assert read_manifest(tmp_path / "index")["embedder"] == dlib_embedder.describe()
+    loaded = LoadedIndex(tmp_path / "index")
+    onnx = embedder_for_index(loaded)  # the default runtime, as `photocheck check` and the service choose it
+    assert onnx.runtime == "onnx"
+    checks = [person_photos("obama")[-1], person_photos("alex_lacamoire")[0], FACES / "groups" / "kit_with_rose.jpg"]
+    for photo in checks:
+        data = photo.read_bytes()
+        by_dlib, by_onnx = Checker(loaded, own).check(data), Checker(loaded, onnx).check(data)
+        assert by_onnx == by_dlib and by_onnx["error"] is None
+        pixels = load_image(data)
+        faces = onnx.detect(pixels)
+        assert np.abs(onnx.embed(pixels, faces) - own.embed(pixels, faces)).max() <= 1e-5
+    verdicts = [r["verdict"] for r in Checker(loaded, onnx).check(checks[0].read_bytes())["results"]]
+    assert verdicts == ["match"]
 
 
 def test_the_graph_is_dlibs_architecture(resnet_model):

@@ -11,10 +11,10 @@ import pytest
 from conftest import FACES, PEOPLE, person_photos
 from onnx_pack import build_pack, square_image
 
-from indexer.embedders import create_embedder, resolve_embedder_name
-from indexer.errors import DeviceUnavailable, ModelNotFound
+from indexer.embedders import EmbedderSpec, create_embedder, resolve_embedder_name
+from indexer.errors import DeviceUnavailable, ModelNotFound, PhotocheckError
 from indexer.images import load_image
-from indexer.onnx_session import choose_providers
+from indexer.onnx_session import choose_providers, session_options
 
 
 def pixels_of(path: Path) -> np.ndarray:
@@ -74,11 +74,24 @@ def test_dlib_group_photo_faces_numbered_by_decreasing_area(dlib_embedder):
 def test_dlib_boxes_map_back_from_the_downscaled_detection(dlib_embedder):
     """Detection runs on a copy scaled to detect_size; boxes come back in original pixels."""
     pixels = pixels_of(FACES / "people" / "obama" / "obama4.jpg")  # 1434 x 2333
-    small = create_embedder("dlib", detect_size=800)
+    # Detection only: dlib's runtime loads faster, and the ResNet plays no part here.
+    small = create_embedder("dlib", detect_size=800, runtime="dlib")
     (face_small,) = small.detect(pixels)
-    (face_full,) = create_embedder("dlib", detect_size=4000, upsample=0).detect(pixels)
+    (face_full,) = create_embedder("dlib", detect_size=4000, upsample=0, runtime="dlib").detect(pixels)
     assert face_small.box[2] > 200  # in original pixels, not the 800-pixel copy's
     assert np.allclose(face_small.box, face_full.box, atol=face_full.box[2] * 0.15)
+
+
+def test_dlib_upsamples_only_photos_that_stay_within_the_detect_size(dlib_embedder):
+    assert (dlib_embedder.upsample, dlib_embedder.detect_size) == ("auto", 1024)
+    assert [dlib_embedder.upsampling(side) for side in (250, 512, 513, 1024)] == [1, 1, 0, 0]
+    assert create_embedder("dlib", upsample=1).upsampling(1024) == 1
+    with pytest.raises(PhotocheckError, match="auto"):
+        create_embedder("dlib", upsample="twice")
+    small = pixels_of(FACES / "edge" / "obama_small.jpg")  # 320 x 240: upsampled, as every photo was before
+    assert dlib_embedder.detect(small) == create_embedder("dlib", upsample=1, runtime="dlib").detect(small)
+    large = pixels_of(FACES / "people" / "rose_leslie" / "img1.jpg")  # 1280 x 799: downscaled, not upsampled
+    assert dlib_embedder.detect(large) == create_embedder("dlib", upsample=0, runtime="dlib").detect(large)
 
 
 def test_dlib_small_faces_are_flagged(dlib_embedder):
@@ -86,6 +99,62 @@ def test_dlib_small_faces_are_flagged(dlib_embedder):
     (face,) = dlib_embedder.detect(pixels)
     strict = create_embedder("dlib", min_face_size=int(face.size) + 1)
     assert strict.is_too_small(face) and not dlib_embedder.is_too_small(face)
+
+
+def test_dlib_runtime_is_an_option_not_part_of_the_model():
+    onnx = create_embedder("dlib", threads=1, batch_size=8)
+    own = create_embedder("dlib", runtime="dlib")
+    assert onnx.runtime == "onnx" and own.runtime == "dlib"
+    # What an index records is the same whichever runtime built it.
+    assert onnx.describe() == own.describe()
+    assert onnx.describe()["model"] == "dlib_face_recognition_resnet_model_v1" and "runtime" not in onnx.describe()
+    # Worker processes and Ray actors rebuild the embedder from its spec: the runtime and threads go along.
+    spec = onnx.spec()
+    assert spec == EmbedderSpec("dlib", onnx.options())
+    rebuilt = spec.create()
+    assert (rebuilt.runtime, rebuilt.threads, rebuilt.batch_size) == ("onnx", 1, 8)
+    assert own.spec().create().runtime == "dlib"
+    with pytest.raises(PhotocheckError, match=r"onnx .* or dlib") as caught:
+        create_embedder("dlib", runtime="tensorflow")
+    assert caught.value.code == "unknown_runtime"
+    with pytest.raises(PhotocheckError, match="--dlib-runtime dlib"):
+        create_embedder("dlib", jitter=2)
+    with pytest.raises(DeviceUnavailable, match="--dlib-runtime onnx"):
+        create_embedder("dlib", runtime="dlib", device="cuda").load()
+
+
+def test_dlib_onnx_runs_face_and_mirror_in_one_batch(dlib_embedder, monkeypatch):
+    """Faces of several images go through the network batch_size at a time, each with its mirror image."""
+    embedder = create_embedder("dlib", batch_size=2)
+    embedder.load()
+    session = embedder._session
+    original = session.run
+    calls = []
+
+    def counting_run(names, feed, *args):
+        calls.append(next(iter(feed.values())).shape[0])
+        return original(names, feed, *args)
+
+    monkeypatch.setattr(session, "run", counting_run)
+    items = []
+    for name in ("obama_and_biden.jpg", "kit_with_rose.jpg"):
+        pixels = pixels_of(FACES / "groups" / name)
+        items.append((pixels, embedder.detect(pixels)))
+    assert [len(faces) for _, faces in items] == [3, 2]
+    calls.clear()
+    batched = embedder.embed_batch(items)
+    assert calls == [4, 4, 2]  # five faces, two at a time, each run holding the faces and their mirrors
+    for (pixels, faces), vectors in zip(items, batched, strict=True):
+        for face, vector in zip(faces, vectors, strict=True):
+            np.testing.assert_allclose(dlib_embedder.embed(pixels, [face])[0], vector, atol=1e-5)
+
+
+def test_onnx_threads_do_not_spin_when_there_are_several():
+    assert session_options(1).intra_op_num_threads == 1
+    with pytest.raises(Exception, match="allow_spinning"):  # not set: onnxruntime's default, spinning
+        session_options(1).get_session_config_entry("session.intra_op.allow_spinning")
+    for threads in (0, 2):
+        assert session_options(threads).get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 # -- insightface on the buffalo_l-shaped test pack ----------------------------------------------
@@ -186,10 +255,10 @@ def test_cuda_that_does_not_start_falls_back_to_cpu_and_says_so(test_pack_root, 
         strict.load()
 
 
-def test_dlib_cnn_detector_is_an_option():
+def test_dlib_cnn_detector_is_an_option(dlib_embedder):
     cnn = create_embedder("dlib", detector="cnn", upsample=0)
     pixels = pixels_of(FACES / "edge" / "obama_small.jpg")  # 320 x 240: quick even for the CNN on a CPU
     (face,) = cnn.detect(pixels)
-    (hog_face,) = create_embedder("dlib").detect(pixels)
+    (hog_face,) = dlib_embedder.detect(pixels)
     assert face.score > 0.5 and np.allclose(face.box[:2], hog_face.box[:2], atol=25)
     assert cnn.embed(pixels, [face]).shape == (1, 128)

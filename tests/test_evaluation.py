@@ -76,6 +76,36 @@ def test_identities_protocol_holds_out_and_is_seeded(tmp_path: Path):
     assert len(capped.gallery) == 3
 
 
+def test_protocol_with_several_query_photos(tmp_path: Path):
+    counts = {"a": 5, "b": 4, "c": 4, "d": 6, "e": 3, "f": 2, "g": 1, "Barbara_Boxer": 4}
+    for person, count in counts.items():
+        (tmp_path / person).mkdir()
+        for n in range(1, count + 1):
+            (tmp_path / person / f"{person}_{n:04d}.jpg").write_bytes(b"")
+    protocol = identities_protocol(tmp_path, seed=2, query_photos=3, max_photos=1)
+    # Barbara_Boxer_0001 shows Gray Davis: left out, which leaves her three photos, too few to search.
+    assert [p.name for p in protocol.left_out] == ["Barbara_Boxer_0001.jpg"]
+    assert sorted(protocol.probe_people) == ["a", "b", "c", "d"] and protocol.query_photos == 3
+    assert protocol.present.sum() == 2
+    for photos, person, here in zip(protocol.query_sets, protocol.probe_people, protocol.present, strict=True):
+        assert len(photos) == 3 and {p.parent.name for p in photos} == {person}
+        assert not set(photos) & set(protocol.gallery) and (person in protocol.gallery_people) == here
+    assert protocol.probes == [q[0] for q in protocol.query_sets]
+    # One photo each of the people with fewer than four, as distractors; one of each present person.
+    assert sorted(protocol.gallery_people) == sorted(
+        [
+            "Barbara_Boxer",
+            "e",
+            "f",
+            "g",
+            *[n for n, h in zip(protocol.probe_people, protocol.present, strict=True) if h],
+        ]
+    )
+    # One query photo: the protocol of before, for the same seed.
+    single = identities_protocol(tmp_path, seed=2)
+    assert single.query_photos == 1 and "g" not in single.probe_people and "f" in single.probe_people
+
+
 @pytest.fixture(scope="module")
 def lfw_identities(tmp_path_factory) -> Path:
     """A folder per person: 30 LFW people A-D (links, not copies)."""
@@ -120,3 +150,23 @@ def test_eval_identities(lfw_identities: Path, tmp_path: Path):
         "open-set-fnir-fpir.png",
         "open-set-reliability.png",
     ]
+
+
+def test_eval_identities_with_several_query_photos(tmp_path: Path):
+    """People with 3+ photos searched with 1 and with 2 of them; the plots put both curves together."""
+    root = tmp_path / "people"
+    root.mkdir()
+    people = sorted(p for p in (LFW / "images").glob("[A-D]*") if len(list(p.iterdir())) in (3, 4))[:10]
+    people += sorted(p for p in (LFW / "images").glob("[A-D]*") if len(list(p.iterdir())) == 1)[:6]
+    for person in people:
+        (root / person.name).symlink_to(person)
+    plots = tmp_path / "plots"
+    args = ["eval", "--identities", str(root), "--query-photos", "2", "--max-photos", "1", "--seed", "3"]
+    result = CliRunner().invoke(cli, [*args, "--plots", str(plots)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "gallery of 11 faces; 10 people searched (5 present, 5 absent), 2 query photos each" in result.stdout
+    assert "with 1 photo:" in result.stdout and "with 2 photos:" in result.stdout
+    assert result.stdout.count("'match' (confidence >= 0.95)") == 2
+    assert all(
+        (plots / f"open-set-{n}.png").stat().st_size > 10_000 for n in ("fnir-fpir", "best-scores", "reliability")
+    )

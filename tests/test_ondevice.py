@@ -6,10 +6,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import signal
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,7 +22,7 @@ from browser import chromium
 from conftest import FACES, LFW, ROOT, person_photos
 from ondevice_page import BrowserPipeline
 from playwright.sync_api import Browser, Page, Request, expect
-from servers import serve
+from servers import file_writes, serve, traced
 
 from indexer.images import load_image
 from indexer.ondevice.assets import default_assets_dir, load_manifest
@@ -256,34 +253,13 @@ def test_without_its_files_the_service_offers_the_upload_check_only(faces_index,
 
 def test_no_file_is_touched_while_answering_embeddings(faces_index, tmp_path, dlib_embedder):
     """strace the service's processes while it answers embeddings, as for uploads (test_service)."""
-    from test_service import STRACE_CALLS, file_writes
-
     index_dir, _ = faces_index
     sent = [_server_side(dlib_embedder, path) for path in (OBAMA, STRANGERS[0])]
     with serve(index_dir, tmp_path / "server.log") as server:
-        pids = [server.process.pid, *server.worker_pids()]
-        trace_file = tmp_path / "trace.txt"
-        tracer = subprocess.Popen(
-            [
-                "strace",
-                "-f",
-                "-y",
-                "-qq",
-                "-o",
-                str(trace_file),
-                "-e",
-                f"trace={STRACE_CALLS}",
-                *(arg for p in pids for arg in ("-p", str(p))),
-            ],
-            stderr=subprocess.PIPE,
-        )
-        time.sleep(1.5)  # let strace attach
-        for body in sent * 2:
-            response = requests.post(f"{server.url}/api/v1/check-embedding", json=body, timeout=60)
-            assert response.status_code == 200 and response.json()["results"]
-        time.sleep(0.5)
-        tracer.send_signal(signal.SIGINT)
-        tracer.wait(timeout=30)
+        with traced([server.process.pid, *server.worker_pids()], tmp_path / "trace.txt") as trace_file:
+            for body in sent * 2:
+                response = requests.post(f"{server.url}/api/v1/check-embedding", json=body, timeout=60)
+                assert response.status_code == 200 and response.json()["results"]
         log = server.output()
     trace = trace_file.read_text(errors="replace")
     assert "sendto(" in trace or "write(" in trace or "writev(" in trace

@@ -121,7 +121,8 @@ def test_every_imported_package_is_declared():
     package's own requirements (cv2 came only through insightface's)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     declared = {_requirement_name(r) for r in project["dependencies"]}
-    declared |= {_requirement_name(r) for extra in ("gpu", "redis", "ray") for r in project["optional-dependencies"][extra]}
+    extras = project["optional-dependencies"]
+    declared |= {_requirement_name(r) for extra in ("gpu", "redis", "ray") for r in extras[extra]}
     dev = {_requirement_name(r) for r in project["optional-dependencies"]["dev"]}
     distributions = importlib.metadata.packages_distributions()
     distributions["dlib"] = ["dlib-bin"]  # dlib-bin's wheel names its module's distribution "dlib"

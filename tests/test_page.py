@@ -28,9 +28,10 @@ PHONE = {"width": 360, "height": 740}
 OBAMA = FACES / "people" / "obama" / "obama4.jpg"  # held out of `politicians`
 STRANGER = FACES / "people" / "alex_lacamoire" / "img1.jpg"  # in no dataset
 GROUP = FACES / "groups" / "kit_with_rose.jpg"  # both faces are in `actors`
+OBAMA_SMALL = FACES / "edge" / "obama-240p.jpg"  # another photo of Obama, in no dataset
 
 # Every file a test here uploads; none of these names may reach the server's log.
-UPLOADED = {OBAMA.name, STRANGER.name, GROUP.name, "statement.pdf", "blank.png"}
+UPLOADED = {OBAMA.name, STRANGER.name, GROUP.name, OBAMA_SMALL.name, "statement.pdf", "blank.png"}
 
 # Reports each CSP violation as a console error, which the visit records as a problem.
 CSP_LISTENER = """
@@ -220,6 +221,46 @@ def test_a_second_face_is_picked_by_keyboard_and_checked(visit: Visit, tmp_path)
     page.screenshot(path=screenshot_path("page.png", tmp_path), full_page=True)
 
 
+def test_more_photos_of_one_person_get_one_answer_and_a_stranger_is_refused(visit: Visit):
+    page = visit.page
+    visit.open()
+    visit.upload(OBAMA)
+    visit.expect_verdicts(politicians="match", actors="no_match")
+    expect(page.locator(".pc-add-hint")).to_contain_text("more photos of you give a surer answer")
+
+    def add(photo: Path) -> Response:
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/check")) as answer:
+            with page.expect_file_chooser() as chooser:
+                page.get_by_role("button", name="Add another photo of yourself (up to 5)").click()
+            chooser.value.set_files(photo)
+        return answer.value
+
+    second = add(OBAMA_SMALL)
+    # Both photos, in one request, one answer.
+    assert second.status == 200 and [p["error"] for p in second.json()["photos"]] == [None, None]
+    expect(page.locator(".pc-photo-card")).to_have_count(2)
+    expect(page.locator(".pc-photo-title")).to_have_text(["Photo 1", "Photo 2"])
+    expect(page.locator(".pc-result")).to_have_count(2)  # one answer for both photos
+    visit.expect_verdicts(politicians="match", actors="no_match")
+    expect(page.locator(".pc-status")).to_contain_text("2 photos of you were checked together")
+
+    third = add(STRANGER)
+    assert third.status == 422 and third.json()["error"]["code"] == "not_same_person"
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("photo 3 does not look like the same person as photo 1 and photo 2")
+    expect(page.locator(".pc-photo-card").nth(2).locator(".pc-photo-note")).to_have_text(
+        "This does not look like the person in photo 1, photo 2."
+    )
+    expect(page.locator(".pc-results")).to_be_hidden()
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/check")) as fixed:
+        page.get_by_role("button", name="Remove photo 3").click()
+    assert fixed.value.status == 200
+    expect(page.locator(".pc-photo-card")).to_have_count(2)
+    visit.expect_verdicts(politicians="match", actors="no_match")
+    expect(alert).to_be_hidden()
+    visit.assert_clean()
+
+
 def test_the_apis_error_message_is_shown(visit: Visit, tmp_path: Path, faces_server):
     page = visit.page
     pdf = tmp_path / "statement.pdf"
@@ -341,7 +382,7 @@ def test_the_privacy_page_says_what_the_settings_do(logs_client_ip: bool, shared
     assert ('data-claim="no-ip-log"' in html) is not logs_client_ip
     assert ('data-claim="rate-limit-shared"' in html) is shared_rate_limits
     assert ('data-claim="rate-limit-memory"' in html) is not shared_rate_limits
-    assert "(10 per minute, 100 per day)" in html
+    assert "(10 per minute, 100 per day; a check of several photos counts each photo)" in html
     assert "limited to 7.5 MB" in html
 
 

@@ -9,7 +9,6 @@ import re
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import threading
 import time
@@ -21,11 +20,12 @@ import requests
 from conftest import FACES, person_photos
 from odd_uploads import cases, judge, send
 from PIL import Image
-from servers import serve
+from servers import file_writes, serve, traced
 
 from service import create_app
 
 OBAMA_HELD_OUT = person_photos("obama")[-1]
+OBAMA_OTHER = FACES / "edge" / "obama-240p.jpg"  # a copy of obama.jpg, made smaller: in `politicians`
 
 
 # -- the application, through Flask's test client ---------------------------------------------
@@ -46,7 +46,8 @@ def test_check_answers_with_the_cli_shape_plus_the_index(client, faces_index):
     response = client.post("/api/v1/check", data={"image": (io.BytesIO(OBAMA_HELD_OUT.read_bytes()), "me.jpg")})
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"faces_detected", "faces", "face", "results", "error", "index"}
+    assert set(body) == {"faces_detected", "faces", "face", "quality", "photos", "results", "error", "index"}
+    assert body["photos"] == [{k: body[k] for k in ("faces_detected", "faces", "face", "error")}]
     assert body["index"] == {
         "embedder": "dlib",
         "model": "dlib_face_recognition_resnet_model_v1",
@@ -95,10 +96,12 @@ def test_no_face_carries_what_was_found(client):
     Image.new("RGB", (300, 200), (120, 110, 100)).save(wall, "JPEG")
     response = client.post("/api/v1/check", data={"image": (io.BytesIO(wall.getvalue()), "wall.jpg")})
     assert response.status_code == 422
+    error = {"code": "no_face", "message": response.get_json()["error"]["message"]}
     assert response.get_json() == {
-        "error": {"code": "no_face", "message": response.get_json()["error"]["message"]},
+        "error": error,
         "faces_detected": 0,
         "faces": [],
+        "photos": [{"faces_detected": 0, "faces": [], "face": None, "error": error}],
     }
 
 
@@ -171,10 +174,22 @@ def test_settings_come_from_the_environment(monkeypatch, faces_index):
     monkeypatch.setenv("PHOTOCHECK_INDEX", str(index_dir))
     monkeypatch.setenv("PHOTOCHECK_MAX_UPLOAD_MB", "1")
     monkeypatch.setenv("PHOTOCHECK_RATE_LIMIT", "5/second")
+    monkeypatch.setenv("PHOTOCHECK_DLIB_RUNTIME", "dlib")
+    monkeypatch.setenv("PHOTOCHECK_MODEL_THREADS", "1")
+    monkeypatch.setenv("PHOTOCHECK_DLIB_DETECT_SIZE", "800")
+    monkeypatch.setenv("PHOTOCHECK_DLIB_UPSAMPLE", "2")
     app = create_app()
     assert app.config["MAX_CONTENT_LENGTH"] == 1024 * 1024 and app.config["RATE_LIMIT"] == "5/second"
+    embedder = app.extensions["photocheck"].checker.embedder
+    assert (embedder.runtime, embedder.threads, embedder.detect_size, embedder.upsample) == ("dlib", 1, 800, 2)
     big = app.test_client().post("/api/v1/check", data=b"\xff\xd8\xff" + b"0" * 2_000_000, content_type="image/jpeg")
     assert big.status_code == 413 and big.get_json()["error"]["code"] == "upload_too_large"
+    # Several photos: each within its limit, but not all of them together.
+    monkeypatch.setenv("PHOTOCHECK_MAX_CHECK_MB", "2")
+    photo = b"\xff\xd8\xff" + b"0" * 900_000
+    client_ = create_app().test_client()
+    several = client_.post("/api/v1/check", data={"image": [(io.BytesIO(photo), f"{n}.jpg") for n in range(3)]})
+    assert several.status_code == 413 and "2 MB together" in several.get_json()["error"]["message"]
 
 
 def test_without_an_index_the_service_says_503(tmp_path):
@@ -198,6 +213,38 @@ def test_served_check_matches_and_logs_nothing_personal(faces_server):
     assert '"POST /api/v1/check" 200' in log
     assert "127.0.0.1 " not in log.replace("http://127.0.0.1", "") and "secret-name" not in log
     assert "politicians" not in log.split("Booting worker")[-1]  # no result in the log
+
+
+def test_several_photos_of_one_person_get_one_answer_and_two_people_are_refused(faces_server):
+    """Through real gunicorn: the template of two photos answers once; two people are refused; the rate
+    limit counts photos; the answers are the ones the OpenAPI document describes."""
+    document = requests.get(f"{faces_server.url}/api/v1/openapi.json", timeout=10).json()
+    obama = [("image", ("a.jpg", OBAMA_HELD_OUT.read_bytes())), ("image", ("b.jpg", OBAMA_OTHER.read_bytes()))]
+    answer = requests.post(f"{faces_server.url}/api/v1/check", files=obama, timeout=60)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    jsonschema.validate(body, _schema(document, "CheckAnswer"))
+    assert [p["error"] for p in body["photos"]] == [None, None] and body["quality"] == "good"
+    assert {r["dataset"]: r["verdict"] for r in body["results"]} == {"politicians": "match", "actors": "no_match"}
+    # A 2-photo check costs 2 of the 60 a minute: the next one-photo check finds 1 fewer left again.
+    single = requests.post(f"{faces_server.url}/api/v1/check", files=obama[:1], timeout=60)
+    assert int(answer.headers["X-RateLimit-Remaining"]) - int(single.headers["X-RateLimit-Remaining"]) == 1
+    double = requests.post(f"{faces_server.url}/api/v1/check", files=obama, timeout=60)
+    assert int(single.headers["X-RateLimit-Remaining"]) - int(double.headers["X-RateLimit-Remaining"]) == 2
+
+    # Obama, then Biden with the face of the group photo chosen as the second photo's: refused, not averaged.
+    group = (FACES / "groups" / "obama_and_biden.jpg").read_bytes()
+    mixed = [obama[0], ("image", ("g.jpg", group)), ("face", (None, "0,1"))]
+    refused = requests.post(f"{faces_server.url}/api/v1/check", files=mixed, timeout=60)
+    assert refused.status_code == 422
+    body = refused.json()
+    jsonschema.validate(body, _schema(document, "Error"))
+    assert body["error"]["code"] == "not_same_person"
+    assert "photo 1 and photo 2 (face 1) do not look like the same person" in body["error"]["message"]
+    assert [p["differs_from"] for p in body["photos"]] == [[1], [0]] and body["photos"][1]["face"]["number"] == 1
+    assert "results" not in body
+    too_many = requests.post(f"{faces_server.url}/api/v1/check", files=obama * 3, timeout=60)
+    assert too_many.status_code == 400 and too_many.json()["error"]["code"] == "too_many_photos"
 
 
 def test_an_oversized_upload_still_gets_its_413(faces_server):
@@ -235,43 +282,8 @@ def test_odd_uploads_get_clear_answers_and_the_service_stays_healthy(faces_serve
     assert faces_server.worker_pids() == pids  # no worker died on the way
 
 
-OPENS = ("open", "openat", "openat2")
-WRITES = ("write", "pwrite64", "writev", "pwritev", "pwritev2", "ftruncate")
-MUTATING = ("creat", "rename", "renameat", "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir", "truncate")
-MUTATING += ("link", "linkat", "symlink", "symlinkat")
-STRACE_CALLS = ",".join(OPENS + WRITES + MUTATING)
-
-
-def file_writes(trace: str) -> list[str]:
-    """The lines of an `strace -f -y` trace in which a process creates, changes or removes a file.
-
-    Writes to sockets, pipes and /dev/* are the conversation with clients, and memory: the metrics'
-    memory-mapped files live on tmpfs (/dev/shm), and grow there with ftruncate; writes to fds 1 and 2
-    are the access and error log on the standard streams (a file only because this test points them at one).
-    """
-    found = []
-    for line in trace.splitlines():
-        call = re.search(r"\b(\w+)\((.*)", line)
-        if not call:
-            continue
-        name, args = call.groups()
-        if name in MUTATING:
-            found.append(line)
-        elif name in OPENS:
-            if re.search(r"O_WRONLY|O_RDWR|O_CREAT|O_TRUNC", args):
-                found.append(line)
-        elif name in WRITES:
-            target = re.match(r"(\d+)<([^>]*)>", args)
-            path = target.group(2) if target else ""
-            if target and target.group(1) not in ("1", "2") and path.startswith("/") and not path.startswith("/dev/"):
-                found.append(line)
-    return found
-
-
 def test_no_file_is_touched_while_answering(faces_index, tmp_path):
     """strace every process of the service during checks of multi-megabyte uploads."""
-    if shutil.which("strace") is None:
-        pytest.fail("strace is needed for this test: apt-get install strace (.ci/run installs it)")
     index_dir, _ = faces_index
     photo = Image.open(person_photos("biden")[0]).convert("RGB")
     big = io.BytesIO()
@@ -282,31 +294,17 @@ def test_no_file_is_touched_while_answering(faces_index, tmp_path):
         deadline = time.monotonic() + 120
         while server.output().count("] serving ") < 2 and time.monotonic() < deadline:
             time.sleep(0.3)
-        pids = [server.process.pid, *server.worker_pids()]
-        trace_file = tmp_path / "trace.txt"
-        tracer = subprocess.Popen(
-            [
-                "strace",
-                "-f",
-                "-y",
-                "-qq",
-                "-o",
-                str(trace_file),
-                "-e",
-                f"trace={STRACE_CALLS}",
-                *(arg for p in pids for arg in ("-p", str(p))),
-            ],
-            stderr=subprocess.PIPE,
-        )
-        time.sleep(1.5)  # let strace attach to every process
-        for body, name in ((big.getvalue(), "big.png"), (OBAMA_HELD_OUT.read_bytes(), "me.jpg")):
-            for _ in range(2):
-                response = requests.post(f"{server.url}/api/v1/check", files={"image": (name, body)}, timeout=120)
-                assert response.status_code == 200 and response.json()["faces_detected"] >= 1
-                assert "photocheck_check_stage_seconds" in requests.get(f"{server.url}/metrics", timeout=30).text
-        time.sleep(0.5)
-        tracer.send_signal(signal.SIGINT)
-        tracer.wait(timeout=30)
+        biden = person_photos("biden")[1].read_bytes()
+        several = [("image", ("big.png", big.getvalue())), ("image", ("me.jpg", biden))]
+        with traced([server.process.pid, *server.worker_pids()], tmp_path / "trace.txt") as trace_file:
+            for body, name in ((big.getvalue(), "big.png"), (OBAMA_HELD_OUT.read_bytes(), "me.jpg")):
+                for _ in range(2):
+                    response = requests.post(f"{server.url}/api/v1/check", files={"image": (name, body)}, timeout=120)
+                    assert response.status_code == 200 and response.json()["faces_detected"] >= 1
+                    assert "photocheck_check_stage_seconds" in requests.get(f"{server.url}/metrics", timeout=30).text
+            # Several photos of one person in one request: both held in memory, searched together, dropped.
+            response = requests.post(f"{server.url}/api/v1/check", files=several, timeout=120)
+            assert response.status_code == 200 and len(response.json()["photos"]) == 2
     trace = trace_file.read_text(errors="replace")
     assert "write(" in trace or "sendto(" in trace or "writev(" in trace  # strace did see the traffic
     assert file_writes(trace) == []

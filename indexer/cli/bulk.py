@@ -9,6 +9,7 @@ import click
 
 from .common import (
     device_option,
+    dlib_runtime_option,
     echo_json,
     embedder_options,
     json_option,
@@ -60,7 +61,14 @@ from .common import (
 @source_format_option
 @path_column_option
 @device_option
+@dlib_runtime_option
 @model_root_option
+@click.option(
+    "--several-photos",
+    is_flag=True,
+    help="Members have up to 5 photos each, checked together as one person: a subfolder of SOURCE per member, "
+    "or manifest rows with the same 'member' (or 'member_id').",
+)
 @click.option("--no-html", is_flag=True, help="Do not write the HTML summary.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @json_option
@@ -77,7 +85,9 @@ def bulk(
     source_format: str,
     path_column: str | None,
     device: str,
+    dlib_runtime: str,
     model_root: str | None,
+    several_photos: bool,
     no_html: bool,
     no_progress: bool,
     as_json: bool,
@@ -92,11 +102,17 @@ def bulk(
     (no face, not an image) gets its error in the report; the exit status is 1 only when the run
     stopped before every photo had an answer (refused key, unreachable server): run it again.
 
+    With --several-photos, a member may have up to 5 photos, checked together for one surer answer:
+    each subfolder of SOURCE is a member (its name the id), or in a manifest the rows with the same
+    'member' (or 'member_id') are. The report lists each member's photos; photos that do not look
+    like one person are refused (not_same_person) rather than mixed.
+
     \b
     Examples:
       PHOTOCHECK_KEY=pck_... photocheck bulk --server https://photo.example.org ./members -o report.csv
       photocheck bulk --server http://127.0.0.1:8000 --key pck_... members.csv -o report.json --concurrency 2
       photocheck bulk --index ./index ./members -o report.csv
+      photocheck bulk --index ./index --several-photos ./members-by-folder -o report.csv
     """
     from ..bulk import LocalChecker, ServerChecker, run_bulk
     from ..report import report_format
@@ -109,7 +125,7 @@ def bulk(
             raise click.UsageError("--server needs an API key: --key KEY or $PHOTOCHECK_KEY.")
         checker = ServerChecker(server, key, retries=retries, timeout=timeout)
     else:
-        checker = LocalChecker(index_dir, embedder_options=embedder_options(device, model_root))
+        checker = LocalChecker(index_dir, embedder_options=embedder_options(device, model_root, runtime=dlib_runtime))
         concurrency = 1  # one embedder in this process: checks run one after another
     summary = run_bulk(
         source,
@@ -121,16 +137,17 @@ def bulk(
         concurrency=concurrency,
         progress=not no_progress and not as_json and not quiet(),
         html=not no_html,
+        several_photos=several_photos,
     )
     if as_json:
         echo_json(summary.as_dict())
     else:
-        click.echo(_format_bulk(summary))
+        click.echo(_format_bulk(summary, "members" if several_photos else "photos"))
 
 
-def _format_bulk(summary: Any) -> str:
+def _format_bulk(summary: Any, noun: str = "photos") -> str:
     lines = [
-        f"{summary.checked} photos checked in {summary.seconds:.1f}s ({summary.photos_per_second:.2f} photos/s)"
+        f"{summary.checked} {noun} checked in {summary.seconds:.1f}s ({summary.photos_per_second:.2f} {noun}/s)"
         + (f", {summary.skipped} done before" if summary.skipped else "")
         + (f"; {summary.errors} could not be checked" if summary.errors else "")
         + (f"; {summary.rate_limited} rate-limited waits" if summary.rate_limited else "")

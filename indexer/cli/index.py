@@ -14,6 +14,7 @@ from .common import (
     DATE_PATTERN,
     counted,
     device_option,
+    dlib_runtime_option,
     echo_json,
     embedder_option,
     embedder_options,
@@ -55,6 +56,7 @@ def index() -> None:
 @path_column_option
 @embedder_option("auto: insightface when its pack is on disk, else dlib. An existing index keeps its own.")
 @device_option
+@dlib_runtime_option
 @model_root_option
 @workers_option("Processes reading images (with --ray: Ray actors, one CPU or GPU each).")
 @click.option(
@@ -65,7 +67,12 @@ def index() -> None:
     "the cluster of this machine, else a local one for this run). Needs photocheck[ray].",
 )
 @click.option("--index-type", help="A FAISS factory string overriding the size-based choice, e.g. 'IVF1024,Flat'.")
-@click.option("--upsample", type=click.IntRange(0, 3), help="dlib HOG: upsample the image N times to find small faces.")
+@click.option(
+    "--upsample",
+    type=click.IntRange(0, 3),
+    help="dlib HOG: upsample every image N times to find smaller faces (default: once for images of at most "
+    "512 px, none for larger ones, which are downscaled to 1024 px).",
+)
 @click.option(
     "--dlib-detector", type=click.Choice(["hog", "cnn"]), help="dlib face detector (cnn is slower, finds more)."
 )
@@ -97,6 +104,7 @@ def index_add(
     path_column: str | None,
     embedder: str,
     device: str,
+    dlib_runtime: str,
     model_root: str | None,
     workers: int,
     ray_address: str | None,
@@ -157,11 +165,14 @@ def index_add(
         "cpu" if ray_address is not None else device,
         model_root,
         threads=threads,
+        runtime=dlib_runtime,
         upsample=upsample,
         detector=dlib_detector,
         min_face_size=min_face_size,
     )
     chosen = index_embedder(index_dir, embedder, options)
+    if ray_address is not None and device == "cuda" and chosen.name == "dlib" and dlib_runtime == "dlib":
+        raise click.UsageError("dlib's own runtime has no GPU code: use --dlib-runtime onnx with --device cuda.")
     chosen.load()
     described = chosen.describe()
     err(f"embedder: {described['name']} ({described['model']}, {described['dimension']}-d)")

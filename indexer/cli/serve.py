@@ -9,6 +9,7 @@ import click
 
 from .common import (
     device_option,
+    dlib_runtime_option,
     err,
     index_option,
     model_root_option,
@@ -35,8 +36,11 @@ from .common import (
     help="Worker processes; each loads the index and the model once.",
 )
 @device_option
+@dlib_runtime_option
 @model_root_option
-def serve(index_dir: Path, host: str, port: int, workers: int, device: str, model_root: str | None) -> None:
+def serve(
+    index_dir: Path, host: str, port: int, workers: int, device: str, dlib_runtime: str, model_root: str | None
+) -> None:
     """Serve the web page and the API with gunicorn, using the shipped configuration.
 
     Works from any directory. Other settings come from PHOTOCHECK_* environment variables (see
@@ -58,6 +62,7 @@ def serve(index_dir: Path, host: str, port: int, workers: int, device: str, mode
         "PHOTOCHECK_BIND": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
         "PHOTOCHECK_WORKERS": str(workers),
         "PHOTOCHECK_DEVICE": device,
+        "PHOTOCHECK_DLIB_RUNTIME": dlib_runtime,
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     if model_root:

