@@ -34,7 +34,7 @@ from .errors import (
 )
 from .images import DEFAULT_MAX_PIXELS, load_image
 from .quality import FaceQuality, assess
-from .store import DatasetInfo, IndexStore, apply_search_params, check_embedder, cosine_scores
+from .store import DatasetInfo, FaceIndex, IndexStore, check_embedder
 from .template import MAX_PHOTOS, copied_from, disagreeing_pairs, is_blurred, refusal_message, template
 
 log = logging.getLogger("photocheck")
@@ -55,7 +55,7 @@ EVIDENCE_FIELDS = {
 @dataclass
 class DatasetIndex:
     info: DatasetInfo
-    index: Any  # faiss.Index
+    index: FaceIndex
 
     @property
     def size(self) -> int:
@@ -63,23 +63,17 @@ class DatasetIndex:
 
 
 class LoadedIndex:
-    """A read-only snapshot of an index directory, held in memory for searching."""
+    """A read-only snapshot of an index directory, its files memory-mapped for searching."""
 
     def __init__(self, root: str | Path) -> None:
-        import faiss
-
         self.root = Path(root)
         for attempt in range(3):
             store = IndexStore(self.root, readonly=True)
             try:
                 live = set(store.live_dataset_ids())
                 infos = [d for d in store.datasets() if d.id in live]
-                datasets = []
-                for info in infos:
-                    index = faiss.read_index(str(store.vector_path(info.id)))
-                    apply_search_params(index, info.search_params)
-                    datasets.append(DatasetIndex(info, index))
-            except RuntimeError as exc:
+                datasets = [DatasetIndex(info, store.open_for_search(info)) for info in infos]
+            except (RuntimeError, IndexCorrupt, OSError) as exc:
                 # A writer replaced the index between reading the manifest and the files: read again.
                 if attempt == 2:
                     raise IndexCorrupt(f"The vector files of {self.root} cannot be read: {exc}") from exc
@@ -123,16 +117,7 @@ class LoadedIndex:
 
     def search(self, vector: np.ndarray, k: int = NEIGHBOURS) -> list[tuple[DatasetIndex, np.ndarray, np.ndarray]]:
         """Within each dataset separately: its ``k`` best (scores, face ids), best first."""
-        query = np.ascontiguousarray(vector.reshape(1, -1), dtype=np.float32)
-        out = []
-        for dataset in self.datasets:
-            if dataset.size == 0:
-                out.append((dataset, np.empty(0, np.float32), np.empty(0, np.int64)))
-                continue
-            raw, ids = dataset.index.search(query, min(k, dataset.size))
-            keep = ids[0] >= 0
-            out.append((dataset, cosine_scores(dataset.index, raw[0][keep]), ids[0][keep]))
-        return out
+        return [(dataset, *dataset.index.search(vector, k)) for dataset in self.datasets]
 
 
 def embedder_for_index(index: LoadedIndex, **options: Any) -> FaceEmbedder:

@@ -146,3 +146,9 @@ class ClusterError(PhotocheckError):
     """Indexing on a Ray cluster could not start or did not finish (``photocheck index add --ray``)."""
 
     code = "ray_failed"
+
+
+class IndexOutdated(StoreError):
+    """The index was written by an older photocheck; ``photocheck index migrate`` updates it."""
+
+    code = "index_outdated"

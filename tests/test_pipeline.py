@@ -22,6 +22,7 @@ from PIL import Image, ImageFilter
 from indexer.check import Checker, LoadedIndex
 from indexer.errors import DatasetExists, IndexMismatch
 from indexer.pipeline import build_dataset
+from indexer.store import IndexStore
 
 PHOTOCHECK = [sys.executable, "-m", "indexer.cli"]
 
@@ -31,12 +32,25 @@ def lfw_sample(count: int) -> list[Path]:
     return sorted(p for p in (LFW / "images").glob("[A-D]*/*.jpg"))[:count]
 
 
-def faces_by_key(index: Path) -> dict[tuple[str, int], np.ndarray]:
-    with sqlite3.connect(index / "metadata.sqlite") as conn:
-        rows = conn.execute(
-            "SELECT e.key, f.face_number, f.embedding FROM faces f JOIN entries e ON e.id = f.entry_id"
-        ).fetchall()
-    return {(k, n): np.frombuffer(b, dtype=np.float32) for k, n, b in rows}
+def faces_by_key(index: Path, dataset: str | None = None) -> dict[tuple[str, int], np.ndarray]:
+    """Each face's stored vector (the dataset's array: vectors/<id>.npy), by (entry key, face number)."""
+    store = IndexStore(index, readonly=True)
+    try:
+        found = {}
+        for info in store.datasets():
+            if dataset not in (None, info.name):
+                continue
+            ids, vectors = store.embeddings(info.id)
+            row = {int(face_id): n for n, face_id in enumerate(ids)}
+            for face_id, key, number in store.conn.execute(
+                "SELECT f.id, e.key, f.face_number FROM faces f JOIN entries e ON e.id = f.entry_id "
+                "WHERE f.dataset_id = ?",
+                (info.id,),
+            ):
+                found[key, number] = vectors[row[face_id]]
+        return found
+    finally:
+        store.close()
 
 
 def test_bad_images_inside_a_set_are_reported_and_skipped(tmp_path: Path, dlib_embedder):
@@ -74,12 +88,11 @@ def test_every_source_format_gives_the_same_faces(tmp_path: Path, dlib_embedder)
     for name, source in (("folder", folder), ("manifest", manifest), ("webdataset", shard)):
         summary = build_dataset(tmp_path / "index", source, dataset=name, embedder=dlib_embedder, progress=False)
         assert summary.dataset.source_format == name and summary.faces == len(photos)
-    with sqlite3.connect(tmp_path / "index" / "metadata.sqlite") as conn:
-        rows = conn.execute("SELECT d.name, f.embedding FROM faces f JOIN datasets d ON d.id = f.dataset_id").fetchall()
-    vectors: dict[str, list[bytes]] = {}
-    for name, blob in rows:
-        vectors.setdefault(name, []).append(np.round(np.frombuffer(blob, np.float32), 5).tobytes())
-    assert sorted(vectors["folder"]) == sorted(vectors["manifest"]) == sorted(vectors["webdataset"])
+    vectors = {
+        name: sorted(v.tobytes() for v in faces_by_key(tmp_path / "index", name).values())
+        for name in ("folder", "manifest", "webdataset")
+    }
+    assert vectors["folder"] == vectors["manifest"] == vectors["webdataset"]
     with sqlite3.connect(tmp_path / "index" / "metadata.sqlite") as conn:
         manifest_meta = conn.execute(
             "SELECT e.metadata FROM entries e JOIN datasets d ON d.id = e.dataset_id WHERE d.name = 'manifest' LIMIT 1"
@@ -164,7 +177,7 @@ def test_insightface_index_end_to_end(tmp_path: Path, insightface_embedder):
     answer = Checker(loaded, insightface_embedder).check(buffer.getvalue())
     assert answer["error"] is None and answer["face"]["box"] == [272, 176, 96, 96]
     ((_, scores, _),) = loaded.search(insightface_embedder.embed(pixels, insightface_embedder.detect(pixels))[0])
-    assert scores[0] == pytest.approx(1.0, abs=1e-4)
+    assert scores[0] == pytest.approx(1.0, abs=2**-11)
 
 
 def _entries(index: Path) -> int:

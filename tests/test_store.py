@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,7 @@ def test_faiss_ids_are_sqlite_primary_keys(tmp_path: Path):
     s = new_store(tmp_path)
     add(s, "set", vectors)
     ((_, scores, ids),) = LoadedIndex(tmp_path).search(vectors[7], k=1)
-    assert scores[0] == pytest.approx(1.0, abs=1e-5)
+    assert scores[0] == pytest.approx(1.0, abs=2**-11)  # the stored vector is the query rounded to float16
     assert s.entry_metadata(ids.tolist())[int(ids[0])] == {"key": "set-7.jpg", "photo_id": 7}
 
 
@@ -147,7 +148,10 @@ def test_a_failed_vector_write_leaves_the_index_as_it_was(tmp_path: Path, monkey
     with pytest.raises(OSError):
         add(s, "new", unit(rng, 4))
     after = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and p.suffix != ".sqlite"}
-    assert after == before  # no temporary file left, manifest and vectors untouched
+    # The unfinished build keeps its vectors, as it keeps its SQLite rows, to resume from them.
+    building = s.building("new")
+    assert set(after) - set(before) == {f"{building.id}.npy", f"{building.id}.ids.npy"}
+    assert {name: after[name] for name in before} == before  # no temporary file left, the rest untouched
     assert [d.info.name for d in LoadedIndex(tmp_path).datasets] == ["old"]
 
 
@@ -175,7 +179,7 @@ def test_a_writer_killed_between_commit_steps_is_reconciled(tmp_path: Path, monk
 def test_index_type_follows_the_size():
     assert choose_index_type(10) == "IDMap2,Flat"
     assert choose_index_type(store.EXACT_SEARCH_LIMIT) == "IDMap2,Flat"
-    assert choose_index_type(1_000_000) == "IVF4096,SQfp16"
+    assert choose_index_type(1_000_000) == f"IVF4096,{store.COMPRESSED_CODES}"
 
 
 def face_like(rng: np.random.Generator, people: int, per_person: int, d: int = 32, spread: float = 0.5) -> np.ndarray:
@@ -219,7 +223,7 @@ def test_a_factory_string_overrides_the_choice(tmp_path: Path):
     # An approximate index ranks by L2 distance; the answer still comes back as cosine similarity.
     probe = unit(np.random.default_rng(11), 2000)[5]
     ((_, scores, _),) = loaded.search(probe, k=3)
-    assert scores[0] == pytest.approx(1.0, abs=1e-5) and scores[1] < scores[0]
+    assert scores[0] == pytest.approx(1.0, abs=2**-11) and scores[1] < scores[0]
 
 
 def test_readers_never_write(tmp_path: Path):
@@ -263,3 +267,167 @@ def test_index_files_take_the_umask_mode(tmp_path: Path):
     assert {"manifest.json", "metadata.sqlite", "reports/set-bad-images.csv"} <= set(modes)
     assert any(name.startswith("vectors/") for name in modes)
     assert set(modes.values()) == {0o644}, modes
+
+
+# -- vectors stored once, compressed indexes, migration -------------------------------------------
+
+
+def test_each_face_vector_is_stored_once_in_the_datasets_array(tmp_path: Path):
+    vectors = unit(np.random.default_rng(15), 6)
+    s = new_store(tmp_path)
+    info = add(s, "set", vectors)
+    assert "embedding" not in {r[1] for r in s.conn.execute("PRAGMA table_info(faces)")}
+    rows = np.load(tmp_path / "vectors" / f"{info.id}.npy")  # a plain NumPy file
+    keys = np.load(tmp_path / "vectors" / f"{info.id}.ids.npy")
+    assert rows.dtype == np.float16 and rows.shape == (6, 8)
+    np.testing.assert_array_equal(rows, vectors.astype(np.float16))
+    assert keys.tolist() == [r[0] for r in s.conn.execute("SELECT id FROM faces ORDER BY id")]
+
+
+def test_a_chunk_whose_commit_failed_leaves_no_vectors_behind(tmp_path: Path, monkeypatch):
+    """Rows appended for a chunk that SQLite did not commit are cut off (at once, or when a build
+    that was killed between the two resumes), so that row n stays the dataset's n-th face."""
+    rng = np.random.default_rng(16)
+    s = new_store(tmp_path)
+    with s.writing():
+        info, _ = s.begin_dataset("set", source="/src/set", source_format="folder")
+        first = [EntryRecord(key="a", status="indexed", faces=[FaceRecord(0, (0, 0, 9, 9), 1.0, unit(rng, 1)[0])])]
+        s.record_entries(info.id, first)
+
+        def fail(*args, **kwargs):
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(store.lookup, "record_identifiers", fail)
+        second = [EntryRecord(key="b", status="indexed", faces=[FaceRecord(0, (0, 0, 9, 9), 1.0, unit(rng, 1)[0])])]
+        with pytest.raises(sqlite3.OperationalError):
+            s.record_entries(info.id, second)
+        monkeypatch.undo()
+    array = tmp_path / "vectors" / f"{info.id}.npy"
+    assert array.stat().st_size == 128 + 8 * 2  # the header and the one committed row
+    # A writer killed after appending, before committing: the rows are there, SQLite knows nothing.
+    with open(array, "ab") as f:
+        f.write(unit(rng, 3).astype(np.float16).tobytes())
+    resumed = new_store(tmp_path)
+    with resumed.writing():
+        info, was_resumed = resumed.begin_dataset("set", source="/src/set", source_format="folder")
+        resumed.record_entries(info.id, second)
+        done = resumed.finish_dataset(info)
+    assert was_resumed and done.faces == 2
+    _, stored = resumed.embeddings(done.id)
+    expected = np.vstack([first[0].faces[0].embedding, second[0].faces[0].embedding]).astype(np.float16)
+    np.testing.assert_array_equal(stored, expected)
+
+
+def test_large_datasets_get_compressed_codes_reranked_exactly(tmp_path: Path, monkeypatch):
+    """Above the size limit (lowered here, so that a few thousand faces are enough) the index holds
+    compressed codes; its best candidates are scored again from the stored vectors, so the best
+    score is exact search's whenever exact search's best face is among them."""
+    monkeypatch.setattr(store, "EXACT_SEARCH_LIMIT", 1000)
+    rng = np.random.default_rng(17)
+    vectors = face_like(rng, 1000, 4, d=8, spread=0.6)
+    s = new_store(tmp_path)
+    info = add(s, "set", vectors)
+    assert info.index_type == store.choose_index_type(4000) and info.index_type != "IDMap2,Flat"
+    assert info.search_params["rerank"] == store.RERANK
+    face_index = LoadedIndex(tmp_path).datasets[0].index
+    ids, stored = s.embeddings(info.id)
+    queries = vectors[rng.choice(len(vectors), 200, replace=False)] + 0.3 * unit(rng, 200)
+    queries = (queries / np.linalg.norm(queries, axis=1, keepdims=True)).astype(np.float32)
+    hits = 0
+    for query in queries:
+        exact = stored.astype(np.float64) @ query.astype(np.float64)
+        best = int(np.argmax(exact))
+        scores, found = face_index.search(query, 64)
+        _, candidates = face_index.index.search(query.reshape(1, -1), store.RERANK)
+        if ids[best] in candidates[0]:
+            assert found[0] == ids[best] and scores[0] == np.float32(exact[best])
+            hits += 1
+        assert list(scores) == sorted(scores, reverse=True) and len(found) == 64
+    assert hits >= 190
+
+
+def test_index_files_are_memory_mapped_read_only(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(store, "EXACT_SEARCH_LIMIT", 1000)
+    s = new_store(tmp_path)
+    small = add(s, "small", unit(np.random.default_rng(18), 10))
+    large = add(s, "large", face_like(np.random.default_rng(19), 500, 4, d=8))
+    loaded = LoadedIndex(tmp_path)
+    assert loaded.datasets
+    maps = {}
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[5].startswith(str(tmp_path)):
+            maps.setdefault(Path(parts[5]).name, set()).add(parts[1])
+    expected = {f"{small.id}.faiss", f"{large.id}.faiss", f"{large.id}.npy", f"{large.id}.ids.npy"}
+    assert expected <= set(maps)
+    assert all(not mode.startswith("rw") and "w" not in mode for modes in maps.values() for mode in modes)
+
+
+def format_1(root: Path) -> None:
+    """Turn a fresh index into what photocheck wrote before the vectors left SQLite (format 1): each
+    face's float32 vector in a BLOB of its row, no arrays, the same FAISS files."""
+    s = IndexStore(root)
+    conn = s.conn
+    conn.execute("ALTER TABLE faces ADD COLUMN embedding BLOB")
+    for info in s.datasets():
+        ids, vectors = s.embeddings(info.id)
+        conn.executemany(
+            "UPDATE faces SET embedding = ? WHERE id = ?",
+            [(v.astype(np.float32).tobytes(), int(i)) for i, v in zip(ids, vectors, strict=True)],
+        )
+    s.close()
+    for path in (root / "vectors").glob("*.npy"):
+        path.unlink()
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["format_version"] = 1
+    (root / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_an_index_of_format_1_is_served_as_it_is_and_migrated_before_a_write(tmp_path: Path):
+    from click.testing import CliRunner
+
+    from indexer.cli import cli
+    from indexer.errors import IndexOutdated
+
+    rng = np.random.default_rng(20)
+    vectors = unit(rng, 30)
+    add(new_store(tmp_path), "old", vectors)
+    format_1(tmp_path)
+    before = LoadedIndex(tmp_path).search(vectors[3], k=5)[0]
+    assert before[2][0] == before[2][0] and len(before[1]) == 5  # still served
+    with pytest.raises(IndexOutdated, match=f"photocheck index migrate --index {tmp_path}"):
+        add(IndexStore(tmp_path), "new", unit(rng, 3))
+    result = CliRunner().invoke(cli, ["index", "migrate", "--index", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"{tmp_path}/: format 1 -> 2: 30 face vectors of 1 dataset moved to vectors/"
+    migrated = IndexStore(tmp_path)
+    assert migrated.manifest["format_version"] == store.FORMAT_VERSION
+    assert "embedding" not in {r[1] for r in migrated.conn.execute("PRAGMA table_info(faces)")}
+    after = LoadedIndex(tmp_path).search(vectors[3], k=5)[0]
+    assert after[2].tolist() == before[2].tolist()
+    np.testing.assert_allclose(after[1], before[1], atol=2**-11)
+    add(migrated, "new", unit(rng, 3))
+    assert sorted(d.info.name for d in LoadedIndex(tmp_path).datasets) == ["new", "old"]
+    again = CliRunner().invoke(cli, ["index", "migrate", "--index", str(tmp_path)], catch_exceptions=False)
+    assert again.stdout.strip() == f"{tmp_path}/: already format 2, nothing to do"
+
+
+def test_rebuild_gives_a_dataset_another_type_from_its_stored_vectors(tmp_path: Path):
+    rng = np.random.default_rng(21)
+    vectors = face_like(rng, 500, 4, d=8)
+    s = new_store(tmp_path)
+    info = add(s, "set", vectors)
+    exact = LoadedIndex(tmp_path).search(vectors[10], k=10)[0]
+    with s.writing():
+        rebuilt = s.rebuild_dataset("set", index_type="IVF8,Flat", nprobe=8, rerank=100)
+    assert rebuilt.index_type == "IVF8,Flat" and rebuilt.search_params == {"nprobe": 8, "rerank": 100}
+    assert sorted(p.name for p in (tmp_path / "vectors").glob("*.faiss")) == [rebuilt.index_file]
+    assert rebuilt.index_file != f"{info.id}.faiss" and rebuilt.faces == info.faces
+    approximate = LoadedIndex(tmp_path).search(vectors[10], k=10)[0]
+    assert approximate[2].tolist() == exact[2].tolist()  # every list probed: the same ten faces
+    np.testing.assert_allclose(approximate[1], exact[1], atol=1e-6)  # float32 sums in another order
+    with s.writing():
+        version = s.index_version
+        tuned = s.tune_dataset("set", nprobe=4, rerank=20)
+    assert tuned.search_params == {"nprobe": 4, "rerank": 20} and s.index_version == version + 1
+    assert LoadedIndex(tmp_path).datasets[0].index.rerank == 20

@@ -1,4 +1,4 @@
-"""photocheck index: add, list, set-confidence, remove."""
+"""photocheck index: add, list, set-confidence, remove, rebuild, migrate."""
 
 from __future__ import annotations
 
@@ -362,3 +362,77 @@ def index_remove(index_dir: Path, dataset: str, as_json: bool) -> None:
         echo_json({"dataset": dataset, **removed})
     else:
         click.echo(f"removed {dataset}: {removed['faces']} faces from {removed['images']} images")
+
+
+@index.command("rebuild")
+@index_option
+@click.option("--dataset", required=True, help="Name of the dataset whose FAISS index to build again.")
+@click.option("--index-type", help="A FAISS factory string (default: the size-based choice), e.g. 'IVF1024,Flat'.")
+@click.option("--nprobe", type=click.IntRange(1), help="Lists an inverted file probes (default: 6 x the square root of its lists, 384 of 4,096).")
+@click.option(
+    "--rerank", type=click.IntRange(1), help="Candidates an approximate index re-ranks exactly (default: 1,024)."
+)
+@json_option
+def index_rebuild(
+    index_dir: Path, dataset: str, index_type: str | None, nprobe: int | None, rerank: int | None, as_json: bool
+) -> None:
+    """Build a dataset's FAISS index again from its stored vectors, without reading its images.
+
+    For another index type or other search settings, or to give a dataset indexed by an older
+    photocheck the type chosen for its size now. A running service picks it up on `kill -HUP`.
+
+    \b
+    Examples:
+      photocheck index rebuild --index ./index --dataset megaface
+      photocheck index rebuild --index ./index --dataset megaface --index-type IVF8192,RaBitQ --nprobe 512
+    """
+    from ..store import IndexStore
+
+    store = IndexStore(index_dir)
+    try:
+        with store.writing():
+            before = store.dataset(dataset).index_type
+            info = store.rebuild_dataset(dataset, index_type=index_type, nprobe=nprobe, rerank=rerank)
+    finally:
+        store.close()
+    if as_json:
+        echo_json({"dataset": dataset, "faces": info.faces, "index_type": info.index_type, **info.search_params})
+    else:
+        settings = ", ".join(f"{k} {v}" for k, v in info.search_params.items())
+        click.echo(
+            f"rebuilt {dataset}: {counted(info.faces, 'face')}, {before} -> {info.index_type}"
+            + (f" ({settings})" if settings else "")
+        )
+
+
+@index.command("migrate")
+@index_option
+@json_option
+def index_migrate(index_dir: Path, as_json: bool) -> None:
+    """Bring an index written by an older photocheck up to this version's format.
+
+    Format 1 kept each face's vector in SQLite; this moves the vectors into one array per dataset
+    (vectors/<id>.npy) and compacts the database. The FAISS files stay as they are; a service can
+    keep serving the index meanwhile, and picks up the new version on `kill -HUP`. Nothing happens
+    to an index that is up to date. Interrupted, it runs again from where it stopped.
+
+    \b
+    Example:
+      photocheck index migrate --index ./index
+    """
+    from ..store import IndexStore
+
+    store = IndexStore(index_dir)
+    try:
+        done = store.migrate()
+    finally:
+        store.close()
+    if as_json:
+        echo_json(done)
+    elif done["from_version"] == done["to_version"]:
+        click.echo(f"{index_dir}{os.sep}: already format {done['to_version']}, nothing to do")
+    else:
+        click.echo(
+            f"{index_dir}{os.sep}: format {done['from_version']} -> {done['to_version']}: "
+            f"{counted(done['faces'], 'face vector')} of {counted(done['datasets'], 'dataset')} moved to vectors/"
+        )
