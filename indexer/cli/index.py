@@ -368,7 +368,11 @@ def index_remove(index_dir: Path, dataset: str, as_json: bool) -> None:
 @index_option
 @click.option("--dataset", required=True, help="Name of the dataset whose FAISS index to build again.")
 @click.option("--index-type", help="A FAISS factory string (default: the size-based choice), e.g. 'IVF1024,Flat'.")
-@click.option("--nprobe", type=click.IntRange(1), help="Lists an inverted file probes (default: 6 x the square root of its lists, 384 of 4,096).")
+@click.option(
+    "--nprobe",
+    type=click.IntRange(1),
+    help="Lists an inverted file probes (default: 6 x the square root of its lists, 384 of 4,096).",
+)
 @click.option(
     "--rerank", type=click.IntRange(1), help="Candidates an approximate index re-ranks exactly (default: 1,024)."
 )
