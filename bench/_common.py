@@ -66,6 +66,22 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def memory_of(pid: int | str = "self") -> dict[str, float]:
+    """Resident memory in MiB from /proc/<pid>/smaps_rollup: RSS, PSS, and their anonymous and
+    file-backed parts (the memory-mapped index files are file-backed, shared by every process)."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        name, value = line.split(":", 1)
+        fields[name] = int(value.split()[0]) / 1024
+    return {
+        "rss_mb": fields.get("Rss", 0.0),
+        "pss_mb": fields.get("Pss", 0.0),
+        "anonymous_mb": fields.get("Anonymous", 0.0),
+        "pss_file_mb": fields.get("Pss_File", 0.0),
+        "pss_anon_mb": fields.get("Pss_Anon", 0.0),
+    }
+
+
 def cpu_seconds() -> float:
     """CPU time of this process and of its children that have been waited for (build workers)."""
     own = resource.getrusage(resource.RUSAGE_SELF)

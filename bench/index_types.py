@@ -79,7 +79,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import ROOT, latency_summary, machine_facts, peak_rss_mb, print_facts, print_json, say, table
+from _common import ROOT, latency_summary, machine_facts, memory_of, peak_rss_mb, print_facts, print_json, say, table
 
 sys.path.insert(0, str(ROOT))
 
@@ -424,22 +424,6 @@ def result_row(
 
 
 # -- a worker's start --------------------------------------------------------------------------
-
-
-def memory_of(pid: int | str = "self") -> dict[str, float]:
-    """Resident memory in MiB from /proc/<pid>/smaps_rollup: RSS, PSS, and their anonymous and
-    file-backed parts (the memory-mapped index files are file-backed, shared by every process)."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        name, value = line.split(":", 1)
-        fields[name] = int(value.split()[0]) / 1024
-    return {
-        "rss_mb": fields.get("Rss", 0.0),
-        "pss_mb": fields.get("Pss", 0.0),
-        "anonymous_mb": fields.get("Anonymous", 0.0),
-        "pss_file_mb": fields.get("Pss_File", 0.0),
-        "pss_anon_mb": fields.get("Pss_Anon", 0.0),
-    }
 
 
 def worker_main(root: str, queries_path: str) -> None:

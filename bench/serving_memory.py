@@ -32,22 +32,8 @@ from typing import Any
 
 import numpy as np
 import requests
-from _common import machine_facts, print_facts, print_json, say, table
+from _common import machine_facts, memory_of, print_facts, print_json, say, table
 from _serving import Server
-
-
-def memory_of(pid: int) -> dict[str, float]:
-    """MiB from /proc/<pid>/smaps_rollup."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        name, value = line.split(":", 1)
-        fields[name] = int(value.split()[0]) / 1024
-    return {
-        "rss_mb": fields.get("Rss", 0.0),
-        "pss_mb": fields.get("Pss", 0.0),
-        "anonymous_mb": fields.get("Anonymous", 0.0),
-        "pss_file_mb": fields.get("Pss_File", 0.0),
-    }
 
 
 def make_queries(index: Path, count: int, seed: int) -> np.ndarray:
