@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -339,6 +340,9 @@ def main() -> None:
     print(f"shared photos whose face 0 (the largest) differs: {summary['shared_faces']['face_0_differs']}")
     p = summary["protocol"]
     print(f"open-set protocol (seed {args.seed}): {p['probes']} probes, verdicts agree on {p['verdict_agreement']:.1%}")
+    if p["disagreements"]:
+        steps = Counter(f"{server} -> {browser}" for _, server, browser in p["disagreements"])
+        print("  where they differ, server -> browser: " + ", ".join(f"{k} {v}" for k, v in steps.most_common()))
     for mode in ("server", "browser"):
         m, q = p[mode]["match"], p[mode]["possible_or_match"]
         print(
