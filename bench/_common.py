@@ -11,7 +11,7 @@ import os
 import platform
 import resource
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +137,14 @@ def print_facts(facts: dict[str, Any]) -> None:
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2, default=_json_default)
     sys.stdout.write("\n")
+
+
+def emit(result: Any, as_json: bool, report: Callable[[Any], None]) -> None:
+    """A benchmark's result: as JSON with --json, otherwise as its printed report."""
+    if as_json:
+        print_json(result)
+    else:
+        report(result)
 
 
 def _json_default(value: Any) -> Any:

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import LFW, machine_facts, print_facts, print_json, say, table
+from _common import LFW, emit, machine_facts, print_facts, say, table
 from service_latency import Server
 
 
@@ -163,10 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="photocheck-bench-") as tmp:
         result = run(args, Path(tmp))
-    if args.json:
-        print_json(result)
-    else:
-        report(result)
+    emit(result, args.json, report)
     return 0
 
 

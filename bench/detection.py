@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import FACES, LFW, machine_facts, print_facts, print_json, say, table
+from _common import FACES, LFW, emit, machine_facts, print_facts, say, table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -337,10 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.accuracy:
         result["accuracy"] = accuracy(args.accuracy, args.workers, args.json)
     result["load_average_end"] = round(os.getloadavg()[0], 2)
-    if args.json:
-        print_json(result)
-    else:
-        report(result)
+    emit(result, args.json, report)
     return 0
 
 

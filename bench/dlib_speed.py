@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 import requests
-from _common import FACES, LFW, cpu_seconds, machine_facts, print_facts, print_json, say, table
+from _common import FACES, LFW, cpu_seconds, emit, machine_facts, print_facts, say, table
 from service_latency import Server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -521,10 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="photocheck-bench-") as tmp:
         result = run(args, Path(tmp))
-    if args.json:
-        print_json(result)
-    else:
-        report(result)
+    emit(result, args.json, report)
     return 0
 
 

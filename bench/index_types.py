@@ -79,7 +79,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import ROOT, latency_summary, machine_facts, memory_of, peak_rss_mb, print_facts, print_json, say, table
+from _common import (
+    ROOT,
+    emit,
+    latency_summary,
+    machine_facts,
+    memory_of,
+    peak_rss_mb,
+    print_facts,
+    say,
+    table,
+)
 
 sys.path.insert(0, str(ROOT))
 
@@ -922,10 +932,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_model_file(args.fit_model, args.model)
         return 0
     result = run(args)
-    if args.json:
-        print_json(result)
-    else:
-        report(result)
+    emit(result, args.json, report)
     return 0
 
 

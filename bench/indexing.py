@@ -42,10 +42,10 @@ from _common import (
     FACES,
     LFW,
     cpu_seconds,
+    emit,
     latency_summary,
     machine_facts,
     print_facts,
-    print_json,
     say,
     table,
 )
@@ -322,10 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="photocheck-bench-") as tmp:
             result = run(args, Path(tmp))
-    if args.json:
-        print_json(result)
-    else:
-        report(result)
+    emit(result, args.json, report)
     return 0
 
 

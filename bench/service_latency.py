@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from _common import FACES, latency_summary, machine_facts, print_facts, print_json, say, table
+from _common import FACES, emit, latency_summary, machine_facts, print_facts, say, table
 
 STAGES = ("decode", "detect", "embed", "search")
 
@@ -337,10 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="photocheck-bench-") as tmp:
         result = run(args, Path(tmp))
-    if args.json:
-        print_json(result)
-    else:
-        report(result)
+    emit(result, args.json, report)
     failed = sum(r["errors"] for r in result["http"])
     return 1 if failed else 0
 
