@@ -17,6 +17,7 @@ here. Needs `make install` (build/ondevice) and Chromium.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import sys
 import tempfile
@@ -355,9 +356,7 @@ def main() -> None:
         f"absent {s['absent_mean']:+.4f} (sd {s['sd']:.4f})"
     )
     if args.json:
-        args.json.write_text(
-            __import__("json").dumps({"summary": summary, "lfw": lfw_rows, "shared": shared}, indent=1)
-        )
+        args.json.write_text(json.dumps({"summary": summary, "lfw": lfw_rows, "shared": shared}, indent=1))
         print_json({"written": str(args.json)})
 
 
