@@ -69,12 +69,14 @@ def photo_limit(config: dict[str, Any]) -> int:
 
 @api.before_app_request
 def several_photos_fit():
-    """A check may carry up to MAX_PHOTOS photos of MAX_UPLOAD_MB each, MAX_CHECK_MB in all; a raw body is
-    one photo. Set before the rate limit reads the body to count its photos."""
+    """A check may carry up to MAX_PHOTOS photos of MAX_UPLOAD_MB each, MAX_CHECK_MB in all (never less
+    than one photo's limit); a raw body is one photo. Set before the rate limit reads the body to count
+    its photos."""
     if request.endpoint == "api.check" and (request.mimetype or "").lower() == "multipart/form-data":
         config = current_app.config
-        several = (photo_limit(config) + PART_OVERHEAD) * MAX_PHOTOS
-        request.max_content_length = min(several, int(float(config["MAX_CHECK_MB"]) * 1024 * 1024) + PART_OVERHEAD)
+        one = photo_limit(config)
+        together = max(one, int(float(config["MAX_CHECK_MB"]) * 1024 * 1024))
+        request.max_content_length = min((one + PART_OVERHEAD) * MAX_PHOTOS, together + PART_OVERHEAD)
 
 
 def face_numbers(value: str | None, photos: int) -> list[int | None]:

@@ -190,6 +190,10 @@ def test_settings_come_from_the_environment(monkeypatch, faces_index):
     client_ = create_app().test_client()
     several = client_.post("/api/v1/check", data={"image": [(io.BytesIO(photo), f"{n}.jpg") for n in range(3)]})
     assert several.status_code == 413 and "2 MB together" in several.get_json()["error"]["message"]
+    # A total set below one photo's limit still lets one photo of that size through.
+    monkeypatch.setenv("PHOTOCHECK_MAX_CHECK_MB", "0.5")
+    one = create_app().test_client().post("/api/v1/check", data={"image": (io.BytesIO(photo), "one.jpg")})
+    assert one.status_code == 400 and one.get_json()["error"]["code"] == "unreadable_image"
 
 
 def test_without_an_index_the_service_says_503(tmp_path):
