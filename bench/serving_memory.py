@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import requests
-from _common import machine_facts, memory_of, print_facts, print_json, say, table
+from _common import emit, machine_facts, memory_of, print_facts, say, table
 from _serving import Server
 
 
@@ -115,21 +115,34 @@ def main(argv: list[str] | None = None) -> int:
         for workers in counts:
             say(f"serving {args.index} with {workers} worker(s)...", quiet=args.json)
             runs.append(measure(args.index.resolve(), workers, queries, args.clients, Path(logs)))
-    result = {"machine": machine_facts(), "index": str(args.index), "runs": runs}
-    if args.json:
-        print_json(result)
-        return 0
+    result = {
+        "machine": machine_facts(),
+        "index": str(args.index),
+        "settings": {"queries": args.queries, "clients": args.clients},
+        "runs": runs,
+    }
+    emit(result, args.json, report)
+    return 0
+
+
+def report(result: dict) -> None:
+    runs, settings = result["runs"], result["settings"]
     print_facts(result["machine"])
     print(f"\n{runs[0]['serving_line']}")
-    print(f"{args.queries} check-embedding requests from {args.clients} clients per run; memory in MiB\n")
+    print(f"{settings['queries']} check-embedding requests from {settings['clients']} clients per run; memory in MiB\n")
+    fields = ("rss_mb", "pss_mb", "anonymous_mb", "pss_file_mb")  # memory_of also gives pss_anon_mb
+
+    def cells(memory: dict) -> list:
+        return [memory[f] for f in fields]
+
     rows = []
     for run in runs:
-        rows.append([run["workers"], "master", *run["master"].values()])
+        rows.append([run["workers"], "master", *cells(run["master"])])
         for number, memory in enumerate(run["workers_at_start"], 1):
-            rows.append([run["workers"], f"worker {number}, started", *memory.values()])
+            rows.append([run["workers"], f"worker {number}, started", *cells(memory)])
         for number, memory in enumerate(run["workers_after"], 1):
-            rows.append([run["workers"], f"worker {number}, after", *memory.values()])
-        rows.append([run["workers"], "total", *run["total"].values()])
+            rows.append([run["workers"], f"worker {number}, after", *cells(memory)])
+        rows.append([run["workers"], "total", *cells(run["total"])])
     print(table(["workers", "process", "RSS", "PSS", "anonymous", "PSS file-backed"], rows, digits=[0, 0, 0, 0, 0, 0]))
     print()
     print(
@@ -155,7 +168,6 @@ def main(argv: list[str] | None = None) -> int:
         "answers /readyz; 'started': then, 'after': after the requests.\nPSS adds up across processes "
         "(shared pages divided among them); RSS counts shared pages in every process."
     )
-    return 0
 
 
 if __name__ == "__main__":
