@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from indexer.embedders.dlib_resnet import DEFAULT_RUNTIME
+
 DEFAULTS = {
     # The index to serve (PHOTOCHECK_INDEX).
     "INDEX": None,
@@ -10,7 +12,7 @@ DEFAULTS = {
     # Where the onnxruntime models run (auto: CUDA when onnxruntime-gpu has a GPU, else the CPU).
     "DEVICE": "auto",
     # What runs the dlib embedder's ResNet: onnx (onnxruntime) or dlib (dlib's own code); the same model.
-    "DLIB_RUNTIME": "onnx",
+    "DLIB_RUNTIME": DEFAULT_RUNTIME,
     # dlib's HOG detector: the longest side the photo is downscaled to, and how often it is upsampled
     # (unset: the embedder's defaults, chosen with bench/detection.py; see docs/speed.md).
     "DLIB_DETECT_SIZE": None,

@@ -41,10 +41,10 @@ class ServiceState:
         try:
             index = LoadedIndex(index_dir)
             options = {
-                "device": config.get("DEVICE", "auto"),
-                "model_root": config.get("MODEL_ROOT"),
-                "runtime": config.get("DLIB_RUNTIME", "onnx"),
-                "threads": int(config.get("MODEL_THREADS") or 0),
+                "device": config["DEVICE"],
+                "model_root": config["MODEL_ROOT"],
+                "runtime": config["DLIB_RUNTIME"],
+                "threads": int(config["MODEL_THREADS"] or 0),
             }
             if index.embedder_description["name"] == "dlib":  # insightface's detect_size means another thing
                 options["detect_size"] = config.get("DLIB_DETECT_SIZE")

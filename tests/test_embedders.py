@@ -117,8 +117,6 @@ def test_dlib_runtime_is_an_option_not_part_of_the_model():
     with pytest.raises(PhotocheckError, match=r"onnx .* or dlib") as caught:
         create_embedder("dlib", runtime="tensorflow")
     assert caught.value.code == "unknown_runtime"
-    with pytest.raises(PhotocheckError, match="--dlib-runtime dlib"):
-        create_embedder("dlib", jitter=2)
     with pytest.raises(DeviceUnavailable, match="--dlib-runtime onnx"):
         create_embedder("dlib", runtime="dlib", device="cuda").load()
 

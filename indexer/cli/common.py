@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from ..embedders.dlib_resnet import DEFAULT_RUNTIME, RUNTIMES
 from ..errors import PhotocheckError
 from ..sources import FORMATS
 
@@ -81,8 +82,8 @@ device_option = click.option(
 )
 dlib_runtime_option = click.option(
     "--dlib-runtime",
-    type=click.Choice(["onnx", "dlib"]),
-    default="onnx",
+    type=click.Choice(RUNTIMES),
+    default=DEFAULT_RUNTIME,
     show_default=True,
     envvar="PHOTOCHECK_DLIB_RUNTIME",
     help="What runs the dlib embedder's ResNet: onnxruntime (the same descriptors, ~20x faster, GPU-capable) "

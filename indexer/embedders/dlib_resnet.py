@@ -43,13 +43,12 @@ class DlibEmbedder(FaceEmbedder):
         device: str = "auto",
         threads: int = 0,
         batch_size: int = 32,
-        jitter: int = 0,
         min_face_size: int = DEFAULT_MIN_FACE_SIZE,
     ) -> None:
         super().__init__(min_face_size=min_face_size)
         if detector not in ("hog", "cnn"):
-            raise ValueError(f"dlib detector must be 'hog' or 'cnn', not {detector!r}")
-        if upsample != "auto" and not (isinstance(upsample, int) and upsample >= 0):
+            raise PhotocheckError(f"dlib's detector must be hog or cnn, not {detector!r}.", code="bad_option")
+        if upsample != "auto" and not (isinstance(upsample, int) and not isinstance(upsample, bool) and upsample >= 0):
             raise PhotocheckError(
                 f"dlib's upsample must be a count (0, 1, ...) or auto, not {upsample!r}.", code="bad_option"
             )
@@ -58,12 +57,6 @@ class DlibEmbedder(FaceEmbedder):
                 f"Unknown dlib runtime {runtime!r}. Choose onnx (onnxruntime, the default) or dlib (dlib's own code).",
                 code="unknown_runtime",
             )
-        if jitter and runtime == "onnx":
-            # dlib's jitter draws random crops inside its own code: there is nothing to run them through here.
-            raise PhotocheckError(
-                "Jittered descriptors are dlib's own: use the dlib runtime (--dlib-runtime dlib) for jitter.",
-                code="bad_option",
-            )
         self.detector = detector
         self.upsample = upsample
         self.detect_size = int(detect_size)
@@ -71,7 +64,6 @@ class DlibEmbedder(FaceEmbedder):
         self.device = device
         self.threads = int(threads)
         self.batch_size = max(1, int(batch_size))
-        self.jitter = int(jitter)
 
     @property
     def model_id(self) -> str:
@@ -91,7 +83,6 @@ class DlibEmbedder(FaceEmbedder):
             "device": self.device,
             "threads": self.threads,
             "batch_size": self.batch_size,
-            "jitter": self.jitter,
         }
 
     def describe(self) -> dict[str, Any]:
@@ -225,7 +216,7 @@ class DlibEmbedder(FaceEmbedder):
         self.load()
         if self.runtime == "dlib":
             mirrored = [np.ascontiguousarray(chip[:, ::-1]) for chip in chips]
-            found = self._resnet.compute_face_descriptor(list(chips) + mirrored, self.jitter)
+            found = self._resnet.compute_face_descriptor(list(chips) + mirrored)
             return np.asarray([np.asarray(d, dtype=np.float32) for d in found], dtype=np.float32)
         from .dlib_onnx import INPUT_NAME, chips_to_tensor
 
