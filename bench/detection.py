@@ -7,7 +7,7 @@ never), with the dlib embedder's own ``detect`` (downscale, HOG, boxes back to o
 5-point shape):
 
 1. The photos of ../shared/faces (selfies, group photos, edge cases): every face found, matched to
-   the faces the reference setting finds (today's default, 1024 and upsampled once) by box overlap
+   the faces the reference setting finds (the detection before ``auto``: 1024 and upsampled once) by box overlap
    (intersection over union >= 0.5, in original pixels). A setting *loses* a face when it misses
    one the reference finds; *new* faces are ones the reference does not find. Each photo is timed
    ``--repeat`` times and the median kept.

@@ -46,16 +46,14 @@ import argparse
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import requests
-from _common import FACES, LFW, cpu_seconds, emit, machine_facts, print_facts, say, table
-from service_latency import Server
+from _common import FACES, LFW, cpu_seconds, emit, latency_summary, machine_facts, print_facts, say, table
+from service_latency import Server, load_photos, run_clients
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -80,15 +78,10 @@ def rotated(items: list, by: int) -> list:
 
 
 def percentiles(seconds: list[float]) -> dict[str, float]:
-    ms = np.asarray(seconds, dtype=np.float64) * 1000
-    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "n": len(seconds)}
+    return {**latency_summary(seconds), "n": len(seconds)}
 
 
 # -- the photos ----------------------------------------------------------------------------------
-
-
-def selfies() -> list[tuple[str, bytes]]:
-    return [(p.name, p.read_bytes()) for p in sorted((FACES / "people").glob("*/*")) if p.is_file()]
 
 
 def lfw_photos() -> list[Path]:
@@ -200,35 +193,6 @@ def checks_in_process(index: Path, groups: dict[str, list[tuple[str, bytes]]], r
 # -- 2. checks over HTTP -------------------------------------------------------------------------
 
 
-def client_latencies(url: str, photos: list[tuple[str, bytes]], clients: int) -> tuple[list[float], int]:
-    """``clients`` threads, each sending every photo once (from its own offset); every request's seconds."""
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    failures = [0] * clients
-    start = threading.Barrier(clients + 1)
-
-    def client(number: int) -> None:
-        with requests.Session() as session:
-            offset = number * len(photos) // clients
-            start.wait()
-            for i in range(len(photos)):
-                name, data = photos[(offset + i) % len(photos)]
-                began = time.perf_counter()
-                try:
-                    response = session.post(f"{url}/api/v1/check", files={"image": (name, data)}, timeout=300)
-                    failures[number] += response.status_code != 200
-                except requests.RequestException:
-                    failures[number] += 1
-                latencies[number].append(time.perf_counter() - began)
-
-    threads = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    start.wait()
-    for thread in threads:
-        thread.join()
-    return [s for per in latencies for s in per], sum(failures)
-
-
 def checks_over_http(
     index: Path, groups: dict[str, list[tuple[str, bytes]]], clients_list: list[int], rounds: int, work: Path, quiet
 ) -> dict:
@@ -242,7 +206,7 @@ def checks_over_http(
         for server in servers.values():
             server.wait_ready(300)
         for server in servers.values():  # every worker answers a few requests before timing
-            _, failed = client_latencies(server.url, groups["selfies"][:4], 2)
+            failed = run_clients(server.url, groups["selfies"][:4], 2, per_client=4)["errors"]
             if failed:
                 raise RuntimeError(f"warm-up requests failed; see {server.log}")
         load_start = load_average()
@@ -260,9 +224,10 @@ def checks_over_http(
                                 plain(data)
                                 seconds["plain"].append(time.perf_counter() - started)
                             continue
-                        got, failed = client_latencies(servers[name].url, photos, clients)
-                        seconds[name] += got
-                        errors[name] += failed
+                        url = servers[name].url
+                        sent = run_clients(url, photos, clients, per_client=len(photos), keep_latencies=True)
+                        seconds[name] += sent["latencies"]
+                        errors[name] += sent["errors"]
                 runs.append(
                     {
                         "clients": clients,
@@ -372,7 +337,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     everyone = lfw_photos()
     # Checked LFW photos come from the end of the list, indexed ones from its start: no one is in both.
     groups = {
-        "selfies": selfies(),
+        "selfies": load_photos(FACES / "people"),
         "lfw": [(p.name, p.read_bytes()) for p in everyone[-args.lfw_checks :]],
     }
     after = create_embedder("dlib")

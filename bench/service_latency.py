@@ -122,7 +122,9 @@ def load_photos(folder: Path) -> list[tuple[str, bytes]]:
     return [(p.name, p.read_bytes()) for p in photos]
 
 
-def run_clients(url: str, photos: list[tuple[str, bytes]], clients: int, per_client: int) -> dict[str, Any]:
+def run_clients(
+    url: str, photos: list[tuple[str, bytes]], clients: int, per_client: int, *, keep_latencies: bool = False
+) -> dict[str, Any]:
     """``clients`` threads, each sending ``per_client`` uploads back to back; all start together."""
     latencies: list[list[float]] = [[] for _ in range(clients)]
     failures: list[list[str]] = [[] for _ in range(clients)]
@@ -164,6 +166,7 @@ def run_clients(url: str, photos: list[tuple[str, bytes]], clients: int, per_cli
         "seconds": wall,
         "requests_per_s": len(every) / wall,
         **latency_summary(every),
+        **({"latencies": every} if keep_latencies else {}),
     }
 
 
