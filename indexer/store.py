@@ -6,6 +6,7 @@ Layout of an index directory::
     metadata.sqlite       datasets, entries (one per image read) and faces (box, detection score)
     vectors/<id>.npy      each face's vector, float16, once (see vectors.py); <id>.ids.npy their keys
     vectors/<id>.faiss    one FAISS index per dataset; FAISS ids are the ``faces`` primary keys
+                          (<id>-v<n>.faiss after ``photocheck index rebuild``: a new name each time)
     reports/<name>-bad-images.csv   the images a build could not use, with the reason
     .lock                 held by whoever writes
 
@@ -195,7 +196,8 @@ def build_faiss_index(
     progress=None,
 ):
     """A FAISS index over ``vectors`` (L2-normalised; float32, or the store's float16 rows, read a
-    chunk at a time), searched with ``cosine_scores``.
+    chunk at a time), searched with ``cosine_scores``, with its search settings (``search_params``)
+    applied.
 
     Exact search uses inner products, which are cosines. Approximate types use L2 distances, which
     rank unit vectors the same way: face embeddings fill a narrow cone (dlib's different-person
@@ -230,20 +232,21 @@ def build_faiss_index(
         index.add_with_ids(read_rows(vectors, start, stop), np.ascontiguousarray(ids[start:stop]))
         if progress is not None:
             progress(stop)
-    apply_search_params(index, search_params(index, nprobe, rerank))
+    apply_search_params(index, search_params(index, factory, nprobe, rerank))
     return index
 
 
-def search_params(index, nprobe: int | None = None, rerank: int | None = None) -> dict[str, Any]:
-    """What a reader must set to search ``index`` as it was meant to be searched: the lists an
-    inverted file probes, and how many candidates an approximate type has re-ranked exactly."""
+def search_params(index, factory: str, nprobe: int | None = None, rerank: int | None = None) -> dict[str, Any]:
+    """What a reader must set to search ``index`` (built from ``factory``) as it was meant to be
+    searched: the lists an inverted file probes, and how many candidates an approximate type has
+    re-ranked exactly."""
     import faiss
 
     params: dict[str, Any] = {}
     with contextlib.suppress(RuntimeError):
         ivf = faiss.extract_index_ivf(index)
         params["nprobe"] = int(nprobe or default_nprobe(ivf.nlist))
-    if not (isinstance(index, faiss.IndexIDMap) and isinstance(faiss.downcast_index(index.index), faiss.IndexFlat)):
+    if not is_exact(factory):
         params["rerank"] = int(rerank or RERANK)
     return params
 
@@ -317,8 +320,14 @@ class FaceIndex:
             return cosine_scores(self.index, raw[0][keep]).astype(np.float32), found[0][keep]
         _, found = self.index.search(query, min(max(k, self.rerank), count))
         found = found[0][found[0] >= 0]
-        rows = found - self._first if self._first is not None else np.searchsorted(self.ids, found)
-        if len(rows) and (rows.min() < 0 or rows.max() >= len(self.ids) or not np.array_equal(self.ids[rows], found)):
+        if self._first is not None:
+            # Consecutive keys: a row within bounds holds its face, without reading the keys again.
+            rows = found - self._first
+            missing = len(rows) and (rows.min() < 0 or rows.max() >= len(self.ids))
+        else:
+            rows = np.searchsorted(self.ids, found)
+            missing = len(rows) and (rows.max() >= len(self.ids) or not np.array_equal(self.ids[rows], found))
+        if missing:
             raise IndexCorrupt("a face of the index has no stored vector; rebuild the dataset.")
         scores = self.vectors[rows].astype(np.float64) @ query[0].astype(np.float64)
         best = np.argsort(-scores, kind="stable")[:k]
@@ -752,14 +761,15 @@ class IndexStore:
         """Commit a batch of read images and their faces: the faces' vectors are appended to the
         dataset's array first, then everything else goes into SQLite in one transaction."""
         writer = self._writer(dataset_id)
-        committed = writer.rows
         dimension = int(self.embedder["dimension"])
         vectors = [face.embedding for record in records for face in record.faces]
         writer.append(np.asarray(vectors, dtype=np.float32).reshape(-1, dimension))
         try:
             self._record_rows(dataset_id, records)
         except BaseException:
-            writer.truncate(committed)
+            # Whether SQLite committed is not known here (an interrupt may come after its COMMIT): the
+            # next writer counts the faces SQLite holds and cuts off the rows beyond them.
+            self._writers.pop(dataset_id, None)
             raise
 
     def _record_rows(self, dataset_id: int, records: Sequence[EntryRecord]) -> None:
@@ -840,20 +850,13 @@ class IndexStore:
         progress=None,
     ) -> DatasetInfo:
         """Build the dataset's FAISS index from its stored vectors and make it live."""
-        import faiss
-
         ids = self.face_ids(dataset.id)
         writer = self._writer(dataset.id)
         writer.finish(ids)
-        _, vectors = self.vectors(dataset.id)
-        factory = index_type or choose_index_type(len(ids))
-        if len(ids) == 0:
-            factory = "IDMap2,Flat"
-        index = build_faiss_index(vectors, ids, factory, nprobe=nprobe, rerank=rerank, progress=progress)
-        with atomic_path(self.vector_path(dataset.id)) as tmp:
-            faiss.write_index(index, str(tmp))
-        params = search_params(index, nprobe, rerank)
-        del index
+        vectors = open_rows(self.array_path(dataset.id), writer.dimension, len(ids))
+        factory, params = self._write_index(
+            dataset.id, None, ids, vectors, index_type=index_type, nprobe=nprobe, rerank=rerank, progress=progress
+        )
         stats = GalleryStats.of(vectors)
         with self._transaction() as conn:
             conn.execute(
@@ -877,21 +880,19 @@ class IndexStore:
         self, name: str, *, index_type: str | None = None, nprobe: int | None = None, rerank: int | None = None
     ) -> DatasetInfo:
         """Build a live dataset's FAISS index again from its stored vectors (another type, other
-        search settings), without reading its images. The new file gets a new name, so that a reader
-        never pairs it with the old settings; the manifest makes it live."""
-        import faiss
-
+        search settings), without reading its images. The new file gets a name that neither the live
+        file nor any other file has (a rebuild that died before its manifest leaves the version where
+        it was), so that a reader never pairs it with the old settings; the manifest makes it live."""
         info = self.dataset(name)
         ids, vectors = self.vectors(info.id)
-        factory = index_type or choose_index_type(len(ids))
-        if len(ids) == 0:
-            factory = "IDMap2,Flat"
-        index = build_faiss_index(vectors, ids, factory, nprobe=nprobe, rerank=rerank)
-        index_file = f"{info.id}-v{self.index_version + 1}.faiss"
-        with atomic_path(self.vector_path(info.id, index_file)) as tmp:
-            faiss.write_index(index, str(tmp))
-        params = search_params(index, nprobe, rerank)
-        del index
+        version = self.index_version + 1
+        while (index_file := f"{info.id}-v{version}.faiss") == info.index_file or self.vector_path(
+            info.id, index_file
+        ).exists():
+            version += 1
+        factory, params = self._write_index(
+            info.id, index_file, ids, vectors, index_type=index_type, nprobe=nprobe, rerank=rerank
+        )
         with self._transaction() as conn:
             conn.execute(
                 "UPDATE datasets SET index_type = ?, search_params = ?, index_file = ? WHERE id = ?",
@@ -900,6 +901,28 @@ class IndexStore:
         self._write_manifest()
         self._delete_index_files(info.id, keep=index_file)
         return self.dataset(name)
+
+    def _write_index(
+        self,
+        dataset_id: int,
+        index_file: str | None,
+        ids: np.ndarray,
+        vectors: np.ndarray,
+        *,
+        index_type: str | None,
+        nprobe: int | None,
+        rerank: int | None,
+        progress=None,
+    ) -> tuple[str, dict[str, Any]]:
+        """Build a dataset's FAISS index (of ``index_type``, or the type chosen for its size) and
+        write it to ``index_file`` atomically; returns (its factory string, its search settings)."""
+        import faiss
+
+        factory = (index_type or choose_index_type(len(ids))) if len(ids) else "IDMap2,Flat"
+        index = build_faiss_index(vectors, ids, factory, nprobe=nprobe, rerank=rerank, progress=progress)
+        with atomic_path(self.vector_path(dataset_id, index_file)) as tmp:
+            faiss.write_index(index, str(tmp))
+        return factory, search_params(index, factory, nprobe, rerank)
 
     def tune_dataset(self, name: str, *, nprobe: int | None = None, rerank: int | None = None) -> DatasetInfo:
         """Change how a live dataset's index is searched (lists probed, candidates re-ranked) without
@@ -949,14 +972,16 @@ class IndexStore:
                 path.unlink(missing_ok=True)
 
     # -- migrating an older index -----------------------------------------------------------
-    def migrate(self, *, progress=None) -> dict[str, Any]:
+    def migrate(self) -> dict[str, Any]:
         """Bring an index written by an older photocheck up to this format; returns what was done.
 
         Format 1 kept each face's float32 vector in SQLite (``faces.embedding``). Each dataset's
         vectors are written to its array (vectors.py) first; then the column is dropped and the
         database compacted; then the manifest, the commit point, says format 2. A migration that is
-        interrupted runs again from the start of the step it was in. The FAISS files stay as they
-        are: their ids are the same face keys. Readers may go on serving the index meanwhile.
+        interrupted runs again: every array is written anew while the column is there; once it is
+        dropped, the database is compacted if it has free pages left and the manifest written. The
+        FAISS files stay as they are: their ids are the same face keys. Readers may go on serving the
+        index meanwhile.
         """
         with self._locked():
             found = int(self.manifest.get("format_version", 0))
@@ -979,8 +1004,6 @@ class IndexStore:
                         blobs = b"".join(r[1] for r in rows)
                         writer.append(np.frombuffer(blobs, dtype=np.float32).reshape(len(rows), dimension))
                         ids.extend(r[0] for r in rows)
-                        if progress is not None:
-                            progress(len(rows))
                     writer.finish(np.asarray(ids, dtype=np.int64))
                     faces += len(ids)
                 with self._transaction() as conn:
@@ -988,6 +1011,8 @@ class IndexStore:
                 conn.execute("VACUUM")  # give back the space the vectors took
             else:  # dropped by an interrupted migration: the arrays were complete before it
                 faces = conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0]
+                if conn.execute("PRAGMA freelist_count").fetchone()[0]:  # interrupted before its VACUUM ended
+                    conn.execute("VACUUM")
             self._write_manifest(format_version=FORMAT_VERSION)
         return {"from_version": found, "to_version": FORMAT_VERSION, "datasets": len(datasets), "faces": faces}
 
@@ -1011,8 +1036,8 @@ class IndexStore:
         ids = open_ids(self.array_path(info.id))
         if len(vectors) != index.ntotal or len(ids) != index.ntotal:
             raise IndexCorrupt(
-                f"{self.array_path(info.id)} holds {len(vectors)} vectors for {index.ntotal} faces; rebuild the "
-                "dataset with `photocheck index rebuild`."
+                f"{self.array_path(info.id)} holds {len(vectors)} vectors for {index.ntotal} faces; remove the "
+                "dataset (`photocheck index remove`) and add it again."
             )
         return FaceIndex(index, vectors, ids, rerank)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_path, fsync_dir
 from .errors import IndexCorrupt
 
 DTYPE = np.dtype("<f2")
@@ -69,6 +69,7 @@ class VectorWriter:
                 f.write(_header(0, self.dimension))
                 f.flush()
                 os.fsync(f.fileno())
+            fsync_dir(self.path.parent)  # the new file's directory entry, or a crash may lose it
         held = (self.path.stat().st_size - HEADER_BYTES) // self.row_bytes
         if held < committed:
             raise IndexCorrupt(
@@ -95,7 +96,7 @@ class VectorWriter:
         self.rows += len(data)
 
     def truncate(self, rows: int) -> None:
-        """Back to ``rows`` rows: a commit that failed, or rows no transaction committed."""
+        """Back to ``rows`` rows: cut off what was appended for a commit that failed or never came."""
         if self.path.stat().st_size != self._end(rows):
             with open(self.path, "r+b") as f:
                 f.truncate(self._end(rows))
@@ -138,8 +139,9 @@ def _map(path: Path, dtype: np.dtype, columns: int | None, random: bool) -> np.n
             return np.empty(shape, dtype)
         mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     if random and hasattr(mapped, "madvise"):
-        # A re-ranking reads a few hundred scattered rows: read-ahead would pull in 32 pages around
-        # each one, filling the cache (and every worker's resident set) with rows nobody asked for.
+        # A re-ranking reads a few hundred scattered rows (and their keys): read-ahead would pull in
+        # 32 pages around each one, filling the cache (and every worker's resident set) with rows
+        # nobody asked for.
         mapped.madvise(mmap.MADV_RANDOM)
     return np.frombuffer(mapped, dtype=dtype, count=rows * width, offset=offset).reshape(shape)
 
@@ -151,7 +153,7 @@ def open_vectors(path: Path, dimension: int) -> np.ndarray:
 
 def open_ids(path: Path) -> np.ndarray:
     """The faces' keys, one per row, memory-mapped read-only."""
-    return _map(ids_path(Path(path)), np.dtype("<i8"), None, random=False)
+    return _map(ids_path(Path(path)), np.dtype("<i8"), None, random=True)  # looked up a few at a time
 
 
 def open_rows(path: Path, dimension: int, rows: int) -> np.ndarray:

@@ -302,6 +302,7 @@ def test_a_chunk_whose_commit_failed_leaves_no_vectors_behind(tmp_path: Path, mo
         with pytest.raises(sqlite3.OperationalError):
             s.record_entries(info.id, second)
         monkeypatch.undo()
+        s.record_entries(info.id, [])  # the next writer opens the array, and counts SQLite's faces
     array = tmp_path / "vectors" / f"{info.id}.npy"
     assert array.stat().st_size == 128 + 8 * 2  # the header and the one committed row
     # A writer killed after appending, before committing: the rows are there, SQLite knows nothing.
@@ -316,6 +317,42 @@ def test_a_chunk_whose_commit_failed_leaves_no_vectors_behind(tmp_path: Path, mo
     _, stored = resumed.embeddings(done.id)
     expected = np.vstack([first[0].faces[0].embedding, second[0].faces[0].embedding]).astype(np.float16)
     np.testing.assert_array_equal(stored, expected)
+
+
+def test_an_interrupt_after_a_chunks_commit_keeps_its_vectors(tmp_path: Path, monkeypatch):
+    """Ctrl-C after SQLite committed a chunk, before ``record_entries`` returned: the chunk's rows
+    stay, and the build resumes and finishes with every face's vector."""
+    rng = np.random.default_rng(22)
+    vectors = unit(rng, 3)
+    records = [
+        EntryRecord(key=f"{i}", status="indexed", faces=[FaceRecord(0, (0, 0, 9, 9), 1.0, v)])
+        for i, v in enumerate(vectors)
+    ]
+    s = new_store(tmp_path)
+    committed = IndexStore._record_rows
+
+    def commit_then_interrupt(self, dataset_id, batch):
+        committed(self, dataset_id, batch)
+        raise KeyboardInterrupt
+
+    with s.writing():
+        info, _ = s.begin_dataset("set", source="/src/set", source_format="folder")
+        s.record_entries(info.id, records[:1])
+        monkeypatch.setattr(IndexStore, "_record_rows", commit_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            s.record_entries(info.id, records[1:2])
+        monkeypatch.undo()
+    array = tmp_path / "vectors" / f"{info.id}.npy"
+    assert array.stat().st_size == 128 + 2 * 8 * 2  # both committed rows
+    resumed = new_store(tmp_path)
+    with resumed.writing():
+        info, was_resumed = resumed.begin_dataset("set", source="/src/set", source_format="folder")
+        assert resumed.done_keys(info.id) == {"0", "1"}
+        resumed.record_entries(info.id, records[2:])
+        done = resumed.finish_dataset(info)
+    assert was_resumed and done.faces == 3
+    _, stored = resumed.embeddings(done.id)
+    np.testing.assert_array_equal(stored, vectors.astype(np.float16))
 
 
 def test_large_datasets_get_compressed_codes_reranked_exactly(tmp_path: Path, monkeypatch):
@@ -391,10 +428,12 @@ def test_an_index_of_format_1_is_served_as_it_is_and_migrated_before_a_write(tmp
 
     rng = np.random.default_rng(20)
     vectors = unit(rng, 30)
-    add(new_store(tmp_path), "old", vectors)
+    original = new_store(tmp_path)
+    face_ids = original.face_ids(add(original, "old", vectors).id)
+    original.close()
     format_1(tmp_path)
     before = LoadedIndex(tmp_path).search(vectors[3], k=5)[0]
-    assert before[2][0] == before[2][0] and len(before[1]) == 5  # still served
+    assert before[2][0] == face_ids[3] and len(before[1]) == 5  # still served
     with pytest.raises(IndexOutdated, match=f"photocheck index migrate --index {tmp_path}"):
         add(IndexStore(tmp_path), "new", unit(rng, 3))
     result = CliRunner().invoke(cli, ["index", "migrate", "--index", str(tmp_path)], catch_exceptions=False)
@@ -431,3 +470,45 @@ def test_rebuild_gives_a_dataset_another_type_from_its_stored_vectors(tmp_path: 
         tuned = s.tune_dataset("set", nprobe=4, rerank=20)
     assert tuned.search_params == {"nprobe": 4, "rerank": 20} and s.index_version == version + 1
     assert LoadedIndex(tmp_path).datasets[0].index.rerank == 20
+
+
+def test_a_rebuild_never_writes_over_the_file_a_killed_rebuild_named(tmp_path: Path, monkeypatch):
+    """A rebuild that died after its SQLite commit, before the manifest, leaves the index version
+    where it was and SQLite naming its new file: the next rebuild must write another file, not that
+    one, which a reader may be pairing with the settings SQLite holds."""
+    rng = np.random.default_rng(23)
+    vectors = face_like(rng, 100, 4, d=8)
+    s = new_store(tmp_path)
+    info = add(s, "set", vectors)
+
+    def die(self, **changes):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(IndexStore, "_write_manifest", die)
+    with pytest.raises(KeyboardInterrupt), s.writing():
+        s.rebuild_dataset("set", index_type="IVF4,Flat", nprobe=4)
+    monkeypatch.undo()
+    fresh = IndexStore(tmp_path)
+    killed = fresh.dataset("set")
+    assert killed.index_file and killed.index_file != f"{info.id}.faiss"  # named in SQLite, not yet live
+    named = tmp_path / "vectors" / killed.index_file
+    named_bytes = named.read_bytes()
+    stray = tmp_path / "vectors" / f"{info.id}-v{fresh.index_version + 2}.faiss"
+    stray.write_bytes(b"not this one either")
+    written = []
+    real_atomic_path = store.atomic_path
+
+    def recording_atomic_path(target, **kwargs):
+        written.append(Path(target).name)
+        if Path(target).name == killed.index_file:
+            assert named.read_bytes() == named_bytes
+        return real_atomic_path(target, **kwargs)
+
+    monkeypatch.setattr(store, "atomic_path", recording_atomic_path)
+    with fresh.writing():
+        rebuilt = fresh.rebuild_dataset("set", index_type="IVF8,Flat", nprobe=8)
+    assert written and not {killed.index_file, stray.name} & set(written)
+    assert rebuilt.index_file == written[0] and rebuilt.index_type == "IVF8,Flat"
+    assert sorted(p.name for p in (tmp_path / "vectors").glob("*.faiss")) == [rebuilt.index_file]
+    ((_, scores, found),) = LoadedIndex(tmp_path).search(vectors[10], k=3)
+    assert found[0] == fresh.face_ids(info.id)[10] and scores[0] == pytest.approx(1.0, abs=2**-11)

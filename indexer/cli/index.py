@@ -382,8 +382,9 @@ def index_rebuild(
 ) -> None:
     """Build a dataset's FAISS index again from its stored vectors, without reading its images.
 
-    For another index type or other search settings, or to give a dataset indexed by an older
-    photocheck the type chosen for its size now. A running service picks it up on `kill -HUP`.
+    For another index type or other search settings, or, after `photocheck index migrate`, to give
+    a dataset indexed by an older photocheck the type chosen for its size now. A running service
+    picks it up on `kill -HUP`.
 
     \b
     Examples:
@@ -418,7 +419,8 @@ def index_migrate(index_dir: Path, as_json: bool) -> None:
     Format 1 kept each face's vector in SQLite; this moves the vectors into one array per dataset
     (vectors/<id>.npy) and compacts the database. The FAISS files stay as they are; a service can
     keep serving the index meanwhile, and picks up the new version on `kill -HUP`. Nothing happens
-    to an index that is up to date. Interrupted, it runs again from where it stopped.
+    to an index that is up to date. Interrupted, run it again: it writes the arrays anew (or, if
+    they were complete, finishes compacting) and then makes the new format live.
 
     \b
     Example:
