@@ -31,10 +31,9 @@ from indexer.evaluation import MISLABELLED  # noqa: E402
 FIT_LETTERS = "ABCD"
 
 
-def load_cache(path: Path, letters: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of the cache whose person's name starts with one of ``letters``, mislabelled photos left out:
-    (row numbers, vectors, people)."""
-    cache = np.load(path)
+def load_cache(cache, letters: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of the cache (the loaded .npz) whose person's name starts with one of ``letters``,
+    mislabelled photos left out: (row numbers, vectors, people)."""
     paths, people = cache["paths"], cache["people"]
     rows = np.flatnonzero(
         np.array([p[0] in letters for p in people])
@@ -53,9 +52,10 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.monotonic()
-    rows, vectors, people = load_cache(args.cache, args.letters)
+    cache = np.load(args.cache)
+    rows, vectors, people = load_cache(cache, args.letters)
     blurred_cache = np.load(args.blurred)
-    if not np.array_equal(blurred_cache["paths"], np.load(args.cache)["paths"]):
+    if not np.array_equal(blurred_cache["paths"], cache["paths"]):
         sys.exit("the blurred cache holds other photos than the cache")
     blurred = blurred_cache["vectors"][rows]
     sigma = float(blurred_cache["blur"])
@@ -65,7 +65,7 @@ def main() -> None:
         f"the mislabelled {' and '.join(sorted(Path(p).stem for p in MISLABELLED))} left out); dlib HOG "
         "(upsample 1), the face nearest the centre, mean of the face and its mirror"
     )
-    document = fit_score_model(vectors, people, model=str(np.load(args.cache)["model"]), fitted_on=described)
+    document = fit_score_model(vectors, people, model=str(cache["model"]), fitted_on=described)
     print(f"score model fitted in {time.monotonic() - started:.0f}s", file=sys.stderr)
     document["low_quality"] = fit_low_quality(
         document, vectors, blurred, people, blur=f"Gaussian, {sigma:g} px", seed=1

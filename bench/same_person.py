@@ -32,12 +32,10 @@ from _common import FACES, machine_facts, print_facts, table  # noqa: E402
 
 from indexer.confidence import default_config, score_model  # noqa: E402
 from indexer.embedders import create_embedder  # noqa: E402
+from indexer.evaluation import MISLABELLED  # noqa: E402
 from indexer.images import load_image  # noqa: E402
 from indexer.quality import assess  # noqa: E402
 from indexer.template import SAME_PERSON_QUANTILE, disagreeing_pairs, same_person_threshold  # noqa: E402
-
-#: LFW photos that show someone else than their folder says (issue 13).
-MISLABELLED = {"Elena_de_Chavez/Elena_de_Chavez_0001.jpg", "Barbara_Boxer/Barbara_Boxer_0001.jpg"}
 
 
 def lfw_people(cache: Path) -> tuple[dict[str, np.ndarray], str]:

@@ -197,15 +197,6 @@ def simulated_searches(
     return out
 
 
-def simulated_best_impostors(
-    vectors: np.ndarray, codes: np.ndarray, sizes: Sequence[int], trials: int, seed: int
-) -> dict[int, np.ndarray]:
-    """For each gallery size N: the best score of a query against N random faces of other people."""
-    rng = np.random.default_rng(seed)
-    searches = simulated_searches(vectors, codes, vectors, codes, sizes, trials, rng, keep=1)
-    return {size: rows[:, 0] for size, rows in searches.items()}
-
-
 def _normal_scores(values: np.ndarray) -> np.ndarray:
     from scipy.special import ndtri
     from scipy.stats import rankdata
@@ -223,7 +214,7 @@ def fit_query_level(document: dict[str, Any], searches: dict[int, np.ndarray]) -
     for size, rows in sorted(searches.items()):
         if rows.shape[1] < LEVEL_RANKS[1]:
             continue
-        levels = np.array([model.measure_level(row, size) for row in rows])
+        levels = np.asarray(model.measure_level(rows, size))
         best = rows[:, 0]
         sizes.append(size)
         means.append(round(float(levels.mean()), 5))
@@ -508,7 +499,8 @@ def fit_low_quality(
     genuine_shifts, impostor_shifts = [], []
     for code in np.unique(codes):
         rows = np.flatnonzero(codes == code)
-        strangers = rng.choice(np.flatnonzero(codes != code), 300, replace=False)
+        candidates = np.flatnonzero(codes != code)
+        strangers = rng.choice(candidates, min(300, len(candidates)), replace=False)
         query = rows[int(rng.integers(len(rows)))]
         impostor_shifts.append(float((vectors[strangers] @ (blurred[query] - vectors[query])).mean()))
         if len(rows) > 1:

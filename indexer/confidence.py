@@ -86,6 +86,7 @@ class ScoreModel:
         self.level_correlation = np.asarray(level.get("correlation", []), dtype=np.float64)
         # The lowest normal score of the level that counts (0: a low level is read as a typical one).
         self.level_floor = float(level.get("floor", -4.0))
+        self._ranked_impostors: dict[tuple[int, tuple[int, ...]], np.ndarray] = {}
         grid = np.asarray(document["genuine"]["grid"], dtype=np.float64)
         density = np.maximum(np.asarray(document["genuine"]["density"], dtype=np.float64), 0.0)
         cumulative = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(grid))])
@@ -155,15 +156,21 @@ class ScoreModel:
     def expected_ranked_impostors(self, n: int, ranks: np.ndarray) -> np.ndarray:
         """The typical r-th best of N strangers' scores (the median of that order statistic, for the
         N^gamma independent strangers that N faces count as)."""
-        effective = self.effective(n)
-        target = np.log((np.asarray(ranks, dtype=np.float64) - 1 / 3) / (effective + 1 / 3))
-        low = np.full(len(target), float(self.table_scores[0]))
-        high = np.ones(len(target))
-        for _ in range(40):
-            middle = (low + high) / 2
-            above = np.log(np.maximum(self.impostor_survival(middle), _FLOOR)) > target
-            low, high = np.where(above, middle, low), np.where(above, high, middle)
-        return (low + high) / 2
+        key = (int(n), tuple(int(r) for r in np.asarray(ranks).ravel()))
+        cached = self._ranked_impostors.get(key)
+        if cached is None:
+            effective = self.effective(n)
+            target = np.log((np.asarray(key[1], dtype=np.float64) - 1 / 3) / (effective + 1 / 3))
+            low = np.full(len(target), float(self.table_scores[0]))
+            high = np.ones(len(target))
+            for _ in range(40):
+                middle = (low + high) / 2
+                above = np.log(np.maximum(self.impostor_survival(middle), _FLOOR)) > target
+                low, high = np.where(above, middle, low), np.where(above, high, middle)
+            cached = (low + high) / 2
+            cached.setflags(write=False)  # shared by every call for this N
+            self._ranked_impostors[key] = cached
+        return cached
 
     def query_level(self, scores: np.ndarray, n: int, *, low_quality: bool = False) -> float | None:
         """How much higher than expected the query's 5th to 20th best scores sit in a dataset of N
@@ -289,7 +296,7 @@ def _photos_document(document: dict[str, Any], photos: int, section: dict[str, A
     merged = {key: value for key, value in document.items() if key not in ("query_photos", "query_level")}
     merged.update(section)
     merged["photos"] = photos
-    merged["low_quality"] = section.get("low_quality") or {
+    merged["low_quality"] = {
         "genuine_shift": low.get("genuine_shift", 0.0),
         "impostor_shift": low.get("impostor_shift", 0.0),
     }

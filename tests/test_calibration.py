@@ -10,6 +10,7 @@ import pytest
 
 from indexer.calibration import draw_gallery, fit_score_model, simulate_open_set, template
 from indexer.confidence import ScoreModel
+from indexer.evaluation import expected_calibration_error
 
 
 def synthetic_faces(people: int, seed: int = 0) -> tuple[np.ndarray, list[str]]:
@@ -73,13 +74,7 @@ def test_the_fitted_model_is_calibrated_on_searches_it_was_not_fitted_on(fitted)
     values = np.empty(len(searches.sizes))
     for row, (scores, size) in enumerate(zip(searches.scores, searches.sizes, strict=True)):
         values[row] = model.probability(scores[0], int(size), 0.5, level=model.query_level(scores, int(size)))
-    edges = np.linspace(0, 1, 11)
-    bins = np.clip(np.digitize(values, edges[1:-1]), 0, 9)
-    error = sum(
-        (bins == b).mean() * abs(values[bins == b].mean() - searches.present[bins == b].mean())
-        for b in range(10)
-        if (bins == b).any()
-    )
+    error, _ = expected_calibration_error(values, searches.present)
     assert error < 0.08
 
 
